@@ -1,0 +1,229 @@
+//! Contracts: creation (with the supervisor), phase and status changes.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::kinds::{ContractStatus, HistoryEventType, TaskStatus};
+use super::{App, Viewer, limits, paths};
+use crate::entities::{contract, supervisor_state, task};
+use crate::error::{AppError, AppResult};
+use crate::store::history::{self, NewEvent};
+use crate::store::{contracts, conversations, tasks};
+use crate::time::now;
+
+pub struct CreateContract {
+    pub name: String,
+    pub description: Option<String>,
+    pub phases: Option<Vec<String>>,
+    pub repository: Option<String>,
+}
+
+/// Creates a contract in its first phase, its supervisor task (with an empty
+/// conversation) and supervisor state; writes CONTRACT_CREATED and TASK_CREATED.
+pub async fn create(
+    app: &App,
+    viewer: &Viewer,
+    input: CreateContract,
+) -> AppResult<contract::Model> {
+    limits::name("name", &input.name)?;
+    limits::text("description", input.description.as_deref())?;
+    let phases = limits::phases(input.phases)?;
+    let repository = match &input.repository {
+        Some(r) => {
+            Some(paths::repository(&app.store, &app.workspace_root, viewer.owner_id, r).await?)
+        }
+        None => None,
+    };
+    let at = now();
+    let contract_id = Uuid::now_v7();
+    let task_id = Uuid::now_v7();
+    let txn = app.store.begin_write().await?;
+    let contract = contracts::insert(
+        &txn,
+        contract::Model {
+            id: contract_id,
+            owner_id: viewer.owner_id,
+            name: input.name.clone(),
+            description: input.description,
+            phases: serde_json::to_string(&phases)?,
+            phase: phases[0].clone(),
+            status: ContractStatus::Active.as_str().into(),
+            repository: repository.clone(),
+            created_at: at,
+            updated_at: at,
+        },
+    )
+    .await?;
+    let conversation = conversations::create_root(&txn, viewer.owner_id, task_id).await?;
+    let supervisor_name = format!("supervisor: {}", input.name);
+    tasks::insert(
+        &txn,
+        task::Model {
+            id: task_id,
+            owner_id: viewer.owner_id,
+            contract_id: Some(contract_id),
+            parent_task_id: None,
+            is_supervisor: true,
+            name: supervisor_name
+                .chars()
+                .take(limits::MAX_NAME_CHARS)
+                .collect(),
+            plan: None,
+            status: TaskStatus::Pending.as_str().into(),
+            daemon_id: None,
+            repository,
+            worktree_path: None,
+            branch: None,
+            base_branch: None,
+            forked_from_task_id: None,
+            fork_checkpoint_id: None,
+            fork_message_count: None,
+            continued_from_task_id: None,
+            conversation_id: conversation.id,
+            event_count: 0,
+            checkpoint_count: 0,
+            created_at: at,
+            updated_at: at,
+            started_at: None,
+            completed_at: None,
+        },
+    )
+    .await?;
+    contracts::insert_supervisor(
+        &txn,
+        supervisor_state::Model {
+            contract_id,
+            owner_id: viewer.owner_id,
+            task_id,
+            last_activity: at,
+            created_at: at,
+            updated_at: at,
+        },
+    )
+    .await?;
+    history::insert(
+        &txn,
+        NewEvent {
+            owner_id: viewer.owner_id,
+            event_type: HistoryEventType::ContractCreated,
+            contract_id: Some(contract_id),
+            task_id: None,
+            phase: Some(contract.phase.clone()),
+            data: json!({ "name": contract.name, "phases": phases }),
+        },
+    )
+    .await?;
+    let last = history::insert(
+        &txn,
+        NewEvent {
+            owner_id: viewer.owner_id,
+            event_type: HistoryEventType::TaskCreated,
+            contract_id: Some(contract_id),
+            task_id: Some(task_id),
+            phase: Some(contract.phase.clone()),
+            data: json!({ "name": supervisor_name, "parentTaskId": null, "continuedFromTaskId": null }),
+        },
+    )
+    .await?;
+    app.store.commit(txn, &last).await?;
+    Ok(contract)
+}
+
+pub fn phases_of(contract: &contract::Model) -> AppResult<Vec<String>> {
+    Ok(serde_json::from_str(&contract.phases)?)
+}
+
+pub fn status_of(contract: &contract::Model) -> AppResult<ContractStatus> {
+    ContractStatus::from_stored(&contract.status)
+}
+
+/// Refuses any change to an archived contract or its tasks.
+pub fn ensure_not_archived(contract: &contract::Model) -> AppResult<()> {
+    if status_of(contract)? == ContractStatus::Archived {
+        return Err(AppError::conflict(
+            "the contract is archived; archived contracts and their tasks cannot change",
+        ));
+    }
+    Ok(())
+}
+
+/// Moves a contract to another of its phases; the same phase again changes nothing.
+pub async fn change_phase(
+    app: &App,
+    viewer: &Viewer,
+    contract_id: Uuid,
+    phase: String,
+) -> AppResult<contract::Model> {
+    let txn = app.store.begin_write().await?;
+    let mut contract = contracts::lock(&txn, viewer.owner_id, contract_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("contract"))?;
+    ensure_not_archived(&contract)?;
+    if !phases_of(&contract)?.contains(&phase) {
+        return Err(AppError::bad_input(
+            "phase must be one of the contract's phases",
+        ));
+    }
+    if contract.phase == phase {
+        return Ok(contract);
+    }
+    let from = std::mem::replace(&mut contract.phase, phase.clone());
+    contract.updated_at = now();
+    let contract = contracts::update(&txn, contract).await?;
+    let event = history::insert(
+        &txn,
+        NewEvent {
+            owner_id: viewer.owner_id,
+            event_type: HistoryEventType::PhaseChanged,
+            contract_id: Some(contract_id),
+            task_id: None,
+            phase: Some(phase.clone()),
+            data: json!({ "from": from, "to": phase }),
+        },
+    )
+    .await?;
+    app.store.commit(txn, &event).await?;
+    Ok(contract)
+}
+
+/// ACTIVE → COMPLETED → ARCHIVED (or ACTIVE → ARCHIVED); the same status again changes
+/// nothing; every other move is CONFLICT.
+pub async fn update_status(
+    app: &App,
+    viewer: &Viewer,
+    contract_id: Uuid,
+    status: ContractStatus,
+) -> AppResult<contract::Model> {
+    let txn = app.store.begin_write().await?;
+    let mut contract = contracts::lock(&txn, viewer.owner_id, contract_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("contract"))?;
+    let from = status_of(&contract)?;
+    if from == status {
+        return Ok(contract);
+    }
+    if !from.can_move_to(status) {
+        return Err(AppError::conflict(format!(
+            "a contract cannot move from {} to {}",
+            from.as_str(),
+            status.as_str()
+        )));
+    }
+    contract.status = status.as_str().into();
+    contract.updated_at = now();
+    let contract = contracts::update(&txn, contract).await?;
+    let event = history::insert(
+        &txn,
+        NewEvent {
+            owner_id: viewer.owner_id,
+            event_type: HistoryEventType::ContractStatusChanged,
+            contract_id: Some(contract_id),
+            task_id: None,
+            phase: Some(contract.phase.clone()),
+            data: json!({ "from": from.as_str(), "to": status.as_str() }),
+        },
+    )
+    .await?;
+    app.store.commit(txn, &event).await?;
+    Ok(contract)
+}

@@ -1,0 +1,31 @@
+//! The rules of makima: what each operation checks, changes and records. No GraphQL
+//! types here (the enums in `kinds` merely derive the GraphQL enum); resolvers parse
+//! arguments, call a handler and convert the result.
+
+pub mod contracts;
+pub mod ingest;
+pub mod kinds;
+pub mod limits;
+pub mod paths;
+pub mod tasks;
+
+use std::path::PathBuf;
+
+use uuid::Uuid;
+
+use crate::store::Store;
+
+/// Everything a handler needs besides the caller.
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    /// Canonical workspace root; every repository and worktree lives below it.
+    pub workspace_root: PathBuf,
+}
+
+/// The owner a request acts for, resolved from its API key.
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    pub owner_id: Uuid,
+    pub owner: String,
+}

@@ -1,0 +1,24 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "checkpoints")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub task_id: Uuid,
+    pub number: i32,
+    pub commit_sha: String,
+    pub branch: Option<String>,
+    pub message: String,
+    /// Serialised JSON, when given.
+    pub files_changed: Option<String>,
+    pub snapshot_id: Uuid,
+    pub message_count: i32,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,15 @@
+//! SeaORM entities, one file per table. They mirror the migrations in `migration/`;
+//! the migrations, not these structs, define the schema.
+
+pub mod api_key;
+pub mod checkpoint;
+pub mod contract;
+pub mod conversation;
+pub mod conversation_snapshot;
+pub mod history_event;
+pub mod idempotency_key;
+pub mod message;
+pub mod owner;
+pub mod supervisor_state;
+pub mod task;
+pub mod task_event;

@@ -1,0 +1,38 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "tasks")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub contract_id: Option<Uuid>,
+    pub parent_task_id: Option<Uuid>,
+    pub is_supervisor: bool,
+    pub name: String,
+    pub plan: Option<String>,
+    pub status: String,
+    pub daemon_id: Option<Uuid>,
+    pub repository: Option<String>,
+    pub worktree_path: Option<String>,
+    pub branch: Option<String>,
+    pub base_branch: Option<String>,
+    pub forked_from_task_id: Option<Uuid>,
+    pub fork_checkpoint_id: Option<Uuid>,
+    pub fork_message_count: Option<i32>,
+    pub continued_from_task_id: Option<Uuid>,
+    /// The head segment of the task's current conversation.
+    pub conversation_id: Uuid,
+    /// Events stored so far; the next event gets `event_count + 1`.
+    pub event_count: i64,
+    pub checkpoint_count: i32,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub completed_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,93 @@
+//! Opaque cursors: base64url of a tagged value. A cursor of the wrong kind or one that
+//! does not decode is `BAD_USER_INPUT`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+use crate::store::history::TimelineCursor;
+
+/// A value that pages a list.
+pub trait Cursor: Sized {
+    const TAG: &'static str;
+    fn to_text(&self) -> String;
+    fn from_text(s: &str) -> Option<Self>;
+
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}:{}", Self::TAG, self.to_text()))
+    }
+
+    fn decode(s: &str) -> AppResult<Self> {
+        let bad = || AppError::bad_input("malformed cursor");
+        let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
+        let value = text
+            .strip_prefix(Self::TAG)
+            .and_then(|t| t.strip_prefix(':'))
+            .ok_or_else(bad)?;
+        Self::from_text(value).ok_or_else(bad)
+    }
+}
+
+impl Cursor for Uuid {
+    const TAG: &'static str = "id";
+    fn to_text(&self) -> String {
+        self.to_string()
+    }
+    fn from_text(s: &str) -> Option<Self> {
+        Uuid::parse_str(s).ok()
+    }
+}
+
+/// Message positions (0-based) and checkpoint numbers.
+impl Cursor for i32 {
+    const TAG: &'static str = "n";
+    fn to_text(&self) -> String {
+        self.to_string()
+    }
+    fn from_text(s: &str) -> Option<Self> {
+        s.parse().ok().filter(|n: &i32| *n >= 0)
+    }
+}
+
+/// Task event sequences.
+impl Cursor for i64 {
+    const TAG: &'static str = "seq";
+    fn to_text(&self) -> String {
+        self.to_string()
+    }
+    fn from_text(s: &str) -> Option<Self> {
+        s.parse().ok().filter(|n: &i64| *n >= 0)
+    }
+}
+
+impl Cursor for TimelineCursor {
+    const TAG: &'static str = "tl";
+    fn to_text(&self) -> String {
+        format!("{}.{}", self.tx_id, self.seq)
+    }
+    fn from_text(s: &str) -> Option<Self> {
+        let (tx, seq) = s.split_once('.')?;
+        Some(TimelineCursor {
+            tx_id: tx.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_other_kinds() {
+        let c = TimelineCursor { tx_id: 12, seq: 99 };
+        assert_eq!(TimelineCursor::decode(&c.encode()).unwrap(), c);
+        assert!(i64::decode(&c.encode()).is_err());
+        assert!(i32::decode("not base64!").is_err());
+        assert_eq!(i32::decode(&7i32.encode()).unwrap(), 7);
+        let id = Uuid::now_v7();
+        assert_eq!(Uuid::decode(&id.encode()).unwrap(), id);
+    }
+}

@@ -1,0 +1,98 @@
+//! Codes for documents that fail before they run (`GRAPHQL_PARSE_FAILED`,
+//! `GRAPHQL_VALIDATION_FAILED`) and the alias limit, as an async-graphql extension.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{ServerError, ServerResult, ValidationResult, Value, Variables};
+
+use super::MAX_ALIASES;
+
+pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+
+pub struct DocumentRules;
+
+impl ExtensionFactory for DocumentRules {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(DocumentRules)
+    }
+}
+
+pub fn with_code(mut err: ServerError, code: &str) -> ServerError {
+    let ext = err.extensions.get_or_insert_with(Default::default);
+    if ext.get("code").is_none() {
+        ext.set("code", Value::from(code));
+    }
+    err
+}
+
+fn aliases(set: &SelectionSet, doc: &ExecutableDocument) -> usize {
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(f) => {
+                usize::from(f.node.alias.is_some()) + aliases(&f.node.selection_set.node, doc)
+            }
+            Selection::InlineFragment(f) => aliases(&f.node.selection_set.node, doc),
+            // Fragments are counted where they are defined, once.
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}
+
+fn alias_count(doc: &ExecutableDocument) -> usize {
+    let operations: usize = doc
+        .operations
+        .iter()
+        .map(|(_, op)| aliases(&op.node.selection_set.node, doc))
+        .sum();
+    let fragments: usize = doc
+        .fragments
+        .values()
+        .map(|f| aliases(&f.node.selection_set.node, doc))
+        .sum();
+    operations + fragments
+}
+
+#[async_trait::async_trait]
+impl Extension for DocumentRules {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = next
+            .run(ctx, query, variables)
+            .await
+            .map_err(|e| with_code(e, PARSE_FAILED))?;
+        if alias_count(&doc) > MAX_ALIASES {
+            return Err(with_code(
+                ServerError::new(
+                    format!("the document uses more than {MAX_ALIASES} aliases"),
+                    None,
+                ),
+                VALIDATION_FAILED,
+            ));
+        }
+        Ok(doc)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| with_code(e, VALIDATION_FAILED))
+                .collect()
+        })
+    }
+}

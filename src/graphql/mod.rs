@@ -1,0 +1,87 @@
+//! The GraphQL API: schema roots, one type per file, loaders, pagination and the error
+//! mapping. Resolvers stay thin: parse arguments, call `domain` or `store`, convert.
+
+pub mod connection;
+pub mod cursor;
+pub mod error;
+pub mod extension;
+pub mod loaders;
+pub mod mutation;
+pub mod query;
+pub mod types;
+
+use async_graphql::{Context, EmptySubscription, Schema};
+use uuid::Uuid;
+
+use crate::domain::{App, Viewer};
+use crate::error::{AppError, AppResult};
+use loaders::Loaders;
+
+pub type MakimaSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+
+/// Limits of API.md: depth 20, complexity 1,000 (GraphiQL's introspection needs at
+/// least depth 15 and complexity 230), 30 aliases (see `extension`).
+pub const MAX_DEPTH: usize = 20;
+pub const MAX_COMPLEXITY: usize = 1000;
+pub const MAX_ALIASES: usize = 30;
+
+pub fn schema(app: Option<App>) -> MakimaSchema {
+    let mut builder = Schema::build(
+        query::Query,
+        mutation::Mutation::default(),
+        EmptySubscription,
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .validation_mode(async_graphql::ValidationMode::Fast)
+    .extension(extension::DocumentRules);
+    if let Some(app) = app {
+        builder = builder.data(app);
+    }
+    builder.finish()
+}
+
+/// The SDL as `makima export-schema` prints it and `schema.graphql` stores it.
+pub fn sdl() -> String {
+    schema(None).sdl()
+}
+
+/// Per-request data: who is asking, and loaders scoped to them.
+pub fn request_data(app: &App, viewer: Viewer) -> (Viewer, Loaders) {
+    let loaders = Loaders::new(&app.store, viewer.owner_id);
+    (viewer, loaders)
+}
+
+pub fn app<'a>(ctx: &Context<'a>) -> &'a App {
+    ctx.data_unchecked::<App>()
+}
+
+pub fn viewer<'a>(ctx: &Context<'a>) -> AppResult<&'a Viewer> {
+    ctx.data_opt::<Viewer>().ok_or(AppError::Unauthenticated)
+}
+
+pub fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
+    ctx.data_unchecked::<Loaders>()
+}
+
+pub fn owner(ctx: &Context<'_>) -> AppResult<Uuid> {
+    Ok(viewer(ctx)?.owner_id)
+}
+
+/// Parses an ID argument; a malformed one is `BAD_USER_INPUT`.
+pub fn parse_id(id: &async_graphql::ID, what: &str) -> AppResult<Uuid> {
+    Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(format!("malformed {what} ID")))
+}
+
+pub fn parse_opt_id(id: Option<&async_graphql::ID>, what: &str) -> AppResult<Option<Uuid>> {
+    id.map(|id| parse_id(id, what)).transpose()
+}
+
+pub fn to_id(id: Uuid) -> async_graphql::ID {
+    async_graphql::ID(id.to_string())
+}
+
+/// Stored JSON text as the `JSON` scalar.
+pub fn json(text: &str) -> AppResult<async_graphql::Json<serde_json::Value>> {
+    Ok(async_graphql::Json(serde_json::from_str(text)?))
+}

@@ -1,0 +1,95 @@
+use async_graphql::{Context, ID, Object, Result};
+
+use super::connection::PageArgs;
+use super::cursor::Cursor;
+use super::types::checkpoint::Checkpoint;
+use super::types::contract::{Contract, ContractConnection};
+use super::types::filters::{ContractFilter, TaskFilter, TimelineFilter};
+use super::types::history_event::{HistoryEventConnection, timeline_connection};
+use super::types::task::{Task, TaskConnection, task_connection};
+use super::types::viewer::Viewer;
+use super::{app, connection::TotalCount, loaders, owner, parse_id, viewer};
+use crate::store::contracts;
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The owner that the request's API key belongs to.
+    async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
+        Ok(Viewer(viewer(ctx)?.clone()))
+    }
+
+    /// A contract by id; null when it does not exist or belongs to another owner.
+    async fn contract(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Contract>> {
+        let id = parse_id(&id, "contract")?;
+        Ok(loaders(ctx).contracts.load_one(id).await?.map(Contract))
+    }
+
+    /// The viewer's contracts, oldest first.
+    async fn contracts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ContractFilter>,
+    ) -> Result<ContractConnection> {
+        let window = PageArgs::new(first, after, last, before).window()?;
+        let store = app(ctx).store.clone();
+        let owner_id = owner(ctx)?;
+        let filter = filter.unwrap_or_default().into_store();
+        let page = contracts::page(store.db(), owner_id, &filter, &window).await?;
+        let total = TotalCount::new(move || {
+            let (store, filter) = (store.clone(), filter.clone());
+            async move { contracts::count(store.db(), owner_id, &filter).await }
+        });
+        Ok(ContractConnection::build(
+            page,
+            |c| c.id.encode(),
+            Contract,
+            total,
+        ))
+    }
+
+    /// A task by id; null when it does not exist or belongs to another owner.
+    async fn task(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Task>> {
+        let id = parse_id(&id, "task")?;
+        Ok(loaders(ctx).tasks.load_one(id).await?.map(Task))
+    }
+
+    /// The viewer's tasks, oldest first.
+    async fn tasks(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<TaskFilter>,
+    ) -> Result<TaskConnection> {
+        let filter = filter.unwrap_or_default().into_store()?;
+        Ok(task_connection(ctx, PageArgs::new(first, after, last, before), filter).await?)
+    }
+
+    /// A checkpoint by id; null when it does not exist or belongs to another owner.
+    async fn checkpoint(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Checkpoint>> {
+        let id = parse_id(&id, "checkpoint")?;
+        Ok(loaders(ctx).checkpoints.load_one(id).await?.map(Checkpoint))
+    }
+
+    /// Every history event the viewer may see, oldest first, across all contracts and tasks.
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<TimelineFilter>,
+    ) -> Result<HistoryEventConnection> {
+        let filter = filter.unwrap_or_default().into_store()?;
+        Ok(timeline_connection(ctx, PageArgs::new(first, after, last, before), filter).await?)
+    }
+}

@@ -1,0 +1,240 @@
+use async_graphql::{Context, ID, Object, Result};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::checkpoint::{Checkpoint, CheckpointConnection};
+use super::contract::Contract;
+use super::filters::TaskEventFilter;
+use super::fork_origin::ForkOrigin;
+use super::message::{Message, MessageConnection};
+use super::task_event::{TaskEvent, TaskEventConnection};
+use crate::domain::kinds::TaskStatus;
+use crate::entities::task;
+use crate::error::{AppError, AppResult};
+use crate::graphql::connection::{PageArgs, TotalCount, connection};
+use crate::graphql::cursor::Cursor;
+use crate::graphql::{app, loaders, owner, to_id};
+use crate::store::{checkpoints, conversations, task_events, tasks};
+
+/// An agent run: its status, git worktree, conversation, output and checkpoints.
+pub struct Task(pub task::Model);
+
+connection!(TaskConnection, TaskEdge, Task, "tasks");
+
+/// Lists tasks matching `filter` (already scoped by the caller) as a connection.
+pub async fn task_connection(
+    ctx: &Context<'_>,
+    args: PageArgs,
+    filter: tasks::TaskFilter,
+) -> AppResult<TaskConnection> {
+    let store = app(ctx).store.clone();
+    let owner_id = owner(ctx)?;
+    let page = tasks::page(store.db(), owner_id, &filter, &args.window::<Uuid>()?).await?;
+    let total = TotalCount::new(move || {
+        let (store, filter) = (store.clone(), filter.clone());
+        async move { tasks::count(store.db(), owner_id, &filter).await }
+    });
+    Ok(TaskConnection::build(page, |t| t.id.encode(), Task, total))
+}
+
+/// A page of the conversation whose head segment is `head`.
+pub async fn conversation_connection(
+    ctx: &Context<'_>,
+    head: Uuid,
+    phase: Option<String>,
+    args: PageArgs,
+) -> AppResult<MessageConnection> {
+    let window = args.window::<i32>()?;
+    let store = app(ctx).store.clone();
+    let owner_id = owner(ctx)?;
+    let view = conversations::view(store.db(), head).await?;
+    let page = conversations::page(store.db(), owner_id, &view, phase.as_deref(), &window).await?;
+    let total = match phase {
+        None => TotalCount::fixed(view.length as u64),
+        Some(phase) => TotalCount::new(move || {
+            let (store, view, phase) = (store.clone(), view.clone(), phase.clone());
+            async move { conversations::count_phase(store.db(), owner_id, &view, &phase).await }
+        }),
+    };
+    Ok(MessageConnection::build(
+        page,
+        |m| m.position.encode(),
+        Message,
+        total,
+    ))
+}
+
+async fn load_task(ctx: &Context<'_>, id: Option<Uuid>) -> Result<Option<Task>> {
+    let Some(id) = id else { return Ok(None) };
+    Ok(loaders(ctx).tasks.load_one(id).await?.map(Task))
+}
+
+#[Object]
+impl Task {
+    /// Unique id of the task.
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    /// Short name of the task.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// What the task is meant to do.
+    async fn plan(&self) -> Option<&str> {
+        self.0.plan.as_deref()
+    }
+    /// PENDING, RUNNING, PAUSED, INTERRUPTED, DONE or FAILED.
+    async fn status(&self) -> Result<TaskStatus> {
+        Ok(TaskStatus::from_stored(&self.0.status)?)
+    }
+    /// Whether this task runs a contract's supervisor.
+    async fn is_supervisor(&self) -> bool {
+        self.0.is_supervisor
+    }
+    /// The contract the task works for, if any.
+    async fn contract(&self, ctx: &Context<'_>) -> Result<Option<Contract>> {
+        let Some(id) = self.0.contract_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx).contracts.load_one(id).await?.map(Contract))
+    }
+    /// The task that spawned this one, if any.
+    async fn parent(&self, ctx: &Context<'_>) -> Result<Option<Task>> {
+        load_task(ctx, self.0.parent_task_id).await
+    }
+    /// The daemon that last reported running the task.
+    async fn daemon_id(&self) -> Option<ID> {
+        self.0.daemon_id.map(to_id)
+    }
+    /// Git repository of the task (a canonical absolute path).
+    async fn repository(&self) -> Option<&str> {
+        self.0.repository.as_deref()
+    }
+    /// Git worktree of the task (a canonical absolute path).
+    async fn worktree_path(&self) -> Option<&str> {
+        self.0.worktree_path.as_deref()
+    }
+    /// The task's working branch.
+    async fn branch(&self) -> Option<&str> {
+        self.0.branch.as_deref()
+    }
+    /// The branch the working branch started from.
+    async fn base_branch(&self) -> Option<&str> {
+        self.0.base_branch.as_deref()
+    }
+    /// Set when this task was forked from another task's history.
+    async fn forked_from(&self) -> Option<ForkOrigin> {
+        self.0.forked_from_task_id.map(|task_id| ForkOrigin {
+            task_id,
+            checkpoint_id: self.0.fork_checkpoint_id,
+            message_count: self.0.fork_message_count.unwrap_or(0),
+        })
+    }
+    /// Set when this task inherited the worktree of an earlier task.
+    async fn continued_from(&self, ctx: &Context<'_>) -> Result<Option<Task>> {
+        load_task(ctx, self.0.continued_from_task_id).await
+    }
+    /// Tasks forked from this one, oldest first.
+    async fn forks(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<TaskConnection> {
+        let filter = tasks::TaskFilter {
+            forked_from_task_id: Some(self.0.id),
+            ..Default::default()
+        };
+        Ok(task_connection(ctx, PageArgs::new(first, after, last, before), filter).await?)
+    }
+    /// The task's conversation (its current branch), oldest first.
+    async fn conversation(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<MessageConnection> {
+        let args = PageArgs::new(first, after, last, before);
+        Ok(conversation_connection(ctx, self.0.conversation_id, None, args).await?)
+    }
+    /// Output and tool-call history with timestamps, in sequence order.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<TaskEventFilter>,
+    ) -> Result<TaskEventConnection> {
+        let window = PageArgs::new(first, after, last, before).window::<i64>()?;
+        let store = app(ctx).store.clone();
+        let (owner_id, task_id) = (owner(ctx)?, self.0.id);
+        let types = filter.and_then(|f| f.types);
+        let page =
+            task_events::page(store.db(), owner_id, task_id, types.as_deref(), &window).await?;
+        let total = match types {
+            None => TotalCount::fixed(self.0.event_count as u64),
+            Some(types) => TotalCount::new(move || {
+                let (store, types) = (store.clone(), types.clone());
+                async move { task_events::count(store.db(), owner_id, task_id, Some(&types)).await }
+            }),
+        };
+        Ok(TaskEventConnection::build(
+            page,
+            |e| e.sequence.encode(),
+            TaskEvent,
+            total,
+        ))
+    }
+    /// The task's checkpoints in the order they were taken.
+    async fn checkpoints(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<CheckpointConnection> {
+        let window = PageArgs::new(first, after, last, before).window::<i32>()?;
+        let store = app(ctx).store.clone();
+        let (owner_id, task_id) = (owner(ctx)?, self.0.id);
+        let page = if window.after.is_none() && window.before.is_none() {
+            let key = (task_id, window.limit, window.from_end);
+            loaders(ctx)
+                .checkpoint_pages
+                .load_one(key)
+                .await?
+                .ok_or_else(|| AppError::internal("checkpoint page missing"))?
+        } else {
+            checkpoints::task_page(store.db(), owner_id, task_id, &window).await?
+        };
+        let total = TotalCount::fixed(self.0.checkpoint_count as u64);
+        Ok(CheckpointConnection::build(
+            page,
+            |c| c.number.encode(),
+            Checkpoint,
+            total,
+        ))
+    }
+    /// When the task was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the task last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// When the task first moved to RUNNING.
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+    /// When the task moved to DONE or FAILED (cleared by a resume).
+    async fn completed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.completed_at
+    }
+}

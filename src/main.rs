@@ -1,0 +1,105 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use makima::config::{ApiKeyCommand, Cli, Command, ServeArgs};
+use makima::error::AppError;
+use makima::server::{AppState, auth, router};
+use makima::store::{Store, StoreOptions, owners};
+use tracing_subscriber::EnvFilter;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn init_logging(cli: &Cli) {
+    let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), AppError> {
+    let app = makima::open(&args.db.database_url, args.db.db_pool, &args.workspace_root).await?;
+    if args.demo {
+        let key = makima::demo::load(&app).await?;
+        println!("demo data loaded; API key (shown once):\n{key}");
+    } else if owners::key_count(app.store.db()).await? == 0 {
+        let key = auth::create_key(&app.store, "admin").await?;
+        println!("no API key existed; created one for owner \"admin\" (shown once):\n{key}");
+    }
+    let listener = tokio::net::TcpListener::bind(&args.bind)
+        .await
+        .map_err(|e| AppError::internal(format!("cannot listen on {}: {e}", args.bind)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| AppError::internal(e.to_string()))?;
+    tracing::info!("makima listening; GraphiQL at http://{addr}/graphql");
+    axum::serve(listener, router(AppState::new(app)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| AppError::internal(format!("server: {e}")))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn run(cli: Cli) -> Result<(), AppError> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(db) => {
+            let store = Store::connect(&StoreOptions::new(db.database_url)).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::ApiKey(ApiKeyCommand::Create { owner, db }) => {
+            let store = Store::connect(&StoreOptions::new(db.database_url)).await?;
+            store.migrate().await?;
+            let key = auth::create_key(&store, &owner).await?;
+            println!("API key for owner \"{owner}\" (shown once):\n{key}");
+            Ok(())
+        }
+        Command::ExportSchema => {
+            print!("{}", makima::graphql::sdl());
+            Ok(())
+        }
+        Command::Demo(args) => {
+            let app =
+                makima::open(&args.db.database_url, args.db.db_pool, &args.workspace_root).await?;
+            let key = makima::demo::load(&app).await?;
+            println!("demo data loaded; API key (shown once):\n{key}");
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!(
+                "error: {}",
+                match &err {
+                    AppError::Internal(detail) => detail.clone(),
+                    other => other.public_message(),
+                }
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

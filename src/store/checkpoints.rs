@@ -1,0 +1,156 @@
+//! Checkpoints and the conversation snapshots they point at.
+
+use sea_orm::sea_query::Condition;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Select,
+};
+use uuid::Uuid;
+
+use super::keyset::{self, Keyset, Paged, Window};
+use crate::entities::checkpoint::{Column, Entity, Model};
+use crate::entities::conversation_snapshot;
+use crate::error::AppResult;
+
+pub async fn insert(db: &impl ConnectionTrait, model: Model) -> AppResult<Model> {
+    Ok(Entity::insert(model.into_active_model())
+        .exec_with_returning(db)
+        .await?)
+}
+
+pub async fn insert_snapshot(
+    db: &impl ConnectionTrait,
+    model: conversation_snapshot::Model,
+) -> AppResult<()> {
+    conversation_snapshot::Entity::insert(model.into_active_model())
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn by_id(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    id: Uuid,
+) -> AppResult<Option<Model>> {
+    Ok(Entity::find_by_id(id)
+        .filter(Column::OwnerId.eq(owner_id))
+        .one(db)
+        .await?)
+}
+
+pub async fn by_ids(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    ids: &[Uuid],
+) -> AppResult<Vec<Model>> {
+    Ok(Entity::find()
+        .filter(Column::OwnerId.eq(owner_id))
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+/// A task's checkpoints in the order they were taken.
+pub struct ByNumber;
+
+impl Keyset for ByNumber {
+    type Entity = Entity;
+    type Key = i32;
+    fn after(k: &i32) -> Condition {
+        Condition::all().add(Column::Number.gt(*k))
+    }
+    fn before(k: &i32) -> Condition {
+        Condition::all().add(Column::Number.lt(*k))
+    }
+    fn order_columns() -> Vec<Column> {
+        vec![Column::Number]
+    }
+}
+
+/// A contract's checkpoints across its tasks, oldest first (ids are time-ordered).
+struct ById;
+
+impl Keyset for ById {
+    type Entity = Entity;
+    type Key = Uuid;
+    fn after(k: &Uuid) -> Condition {
+        Condition::all().add(Column::Id.gt(*k))
+    }
+    fn before(k: &Uuid) -> Condition {
+        Condition::all().add(Column::Id.lt(*k))
+    }
+    fn order_columns() -> Vec<Column> {
+        vec![Column::Id]
+    }
+}
+
+pub fn of_tasks(owner_id: Uuid, task_ids: &[Uuid]) -> Select<Entity> {
+    Entity::find()
+        .filter(Column::OwnerId.eq(owner_id))
+        .filter(Column::TaskId.is_in(task_ids.iter().copied()))
+}
+
+pub async fn task_page(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    task_id: Uuid,
+    window: &Window<i32>,
+) -> AppResult<Paged<Model>> {
+    keyset::page::<ByNumber>(db, of_tasks(owner_id, &[task_id]), window).await
+}
+
+/// The first or last `limit + 1` checkpoints of each task, in one statement.
+pub async fn first_per_task(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    task_ids: &[Uuid],
+    limit: u64,
+    from_end: bool,
+) -> AppResult<Vec<Model>> {
+    keyset::per_parent::<ByNumber>(
+        db,
+        of_tasks(owner_id, task_ids),
+        Column::TaskId,
+        limit,
+        from_end,
+    )
+    .await
+}
+
+fn of_contract(owner_id: Uuid, contract_id: Uuid) -> Select<Entity> {
+    use crate::entities::task;
+    use sea_orm::QuerySelect;
+    let tasks = task::Entity::find()
+        .select_only()
+        .column(task::Column::Id)
+        .filter(task::Column::OwnerId.eq(owner_id))
+        .filter(task::Column::ContractId.eq(contract_id));
+    Entity::find()
+        .filter(Column::OwnerId.eq(owner_id))
+        .filter(Column::TaskId.in_subquery(sea_orm::QueryTrait::into_query(tasks)))
+}
+
+pub async fn contract_page(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    contract_id: Uuid,
+    window: &Window<Uuid>,
+) -> AppResult<Paged<Model>> {
+    keyset::page::<ById>(db, of_contract(owner_id, contract_id), window).await
+}
+
+pub async fn count_of_task(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    task_id: Uuid,
+) -> AppResult<u64> {
+    Ok(of_tasks(owner_id, &[task_id]).count(db).await?)
+}
+
+pub async fn count_of_contract(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    contract_id: Uuid,
+) -> AppResult<u64> {
+    Ok(of_contract(owner_id, contract_id).count(db).await?)
+}

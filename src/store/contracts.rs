@@ -1,0 +1,153 @@
+//! Contracts and their supervisor state.
+
+use sea_orm::sea_query::Condition;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QuerySelect, Select,
+};
+use uuid::Uuid;
+
+use super::keyset::{self, Keyset, Paged, Window};
+use crate::domain::kinds::ContractStatus;
+use crate::entities::{contract, supervisor_state};
+use crate::error::AppResult;
+
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    model: contract::Model,
+) -> AppResult<contract::Model> {
+    Ok(contract::Entity::insert(model.into_active_model())
+        .exec_with_returning(db)
+        .await?)
+}
+
+pub async fn insert_supervisor(
+    db: &impl ConnectionTrait,
+    model: supervisor_state::Model,
+) -> AppResult<()> {
+    supervisor_state::Entity::insert(model.into_active_model())
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn by_id(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    id: Uuid,
+) -> AppResult<Option<contract::Model>> {
+    Ok(contract::Entity::find_by_id(id)
+        .filter(contract::Column::OwnerId.eq(owner_id))
+        .one(db)
+        .await?)
+}
+
+/// The contract row, locked against concurrent writers until the transaction ends.
+pub async fn lock(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    id: Uuid,
+) -> AppResult<Option<contract::Model>> {
+    Ok(contract::Entity::find_by_id(id)
+        .filter(contract::Column::OwnerId.eq(owner_id))
+        .lock_exclusive()
+        .one(db)
+        .await?)
+}
+
+pub async fn by_ids(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    ids: &[Uuid],
+) -> AppResult<Vec<contract::Model>> {
+    Ok(contract::Entity::find()
+        .filter(contract::Column::OwnerId.eq(owner_id))
+        .filter(contract::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+pub async fn supervisors_by_contract(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    contract_ids: &[Uuid],
+) -> AppResult<Vec<supervisor_state::Model>> {
+    Ok(supervisor_state::Entity::find()
+        .filter(supervisor_state::Column::OwnerId.eq(owner_id))
+        .filter(supervisor_state::Column::ContractId.is_in(contract_ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+pub async fn update(
+    db: &impl ConnectionTrait,
+    model: contract::Model,
+) -> AppResult<contract::Model> {
+    Ok(model.into_active_model().reset_all().update(db).await?)
+}
+
+pub async fn touch_supervisor(
+    db: &impl ConnectionTrait,
+    contract_id: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> AppResult<()> {
+    supervisor_state::ActiveModel {
+        contract_id: Set(contract_id),
+        last_activity: Set(at),
+        updated_at: Set(at),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
+    Ok(())
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ContractFilter {
+    pub status: Option<Vec<ContractStatus>>,
+    pub phase: Option<String>,
+}
+
+struct ById;
+
+impl Keyset for ById {
+    type Entity = contract::Entity;
+    type Key = Uuid;
+    fn after(k: &Uuid) -> Condition {
+        Condition::all().add(contract::Column::Id.gt(*k))
+    }
+    fn before(k: &Uuid) -> Condition {
+        Condition::all().add(contract::Column::Id.lt(*k))
+    }
+    fn order_columns() -> Vec<contract::Column> {
+        vec![contract::Column::Id]
+    }
+}
+
+fn filtered(owner_id: Uuid, filter: &ContractFilter) -> Select<contract::Entity> {
+    let mut q = contract::Entity::find().filter(contract::Column::OwnerId.eq(owner_id));
+    if let Some(statuses) = &filter.status {
+        q = q.filter(contract::Column::Status.is_in(statuses.iter().map(|s| s.as_str())));
+    }
+    if let Some(phase) = &filter.phase {
+        q = q.filter(contract::Column::Phase.eq(phase.as_str()));
+    }
+    q
+}
+
+pub async fn page(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    filter: &ContractFilter,
+    window: &Window<Uuid>,
+) -> AppResult<Paged<contract::Model>> {
+    keyset::page::<ById>(db, filtered(owner_id, filter), window).await
+}
+
+pub async fn count(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    filter: &ContractFilter,
+) -> AppResult<u64> {
+    Ok(filtered(owner_id, filter).count(db).await?)
+}

@@ -1,0 +1,239 @@
+//! Conversations as structurally shared logs.
+//!
+//! A conversation is a chain of segments (rows of `conversations`), head first. A
+//! segment sees the first `base_length` messages of its parent and owns the positions
+//! `base_length..length` itself, so forks and rewinds add a segment instead of copying
+//! messages, and a page costs O(page + chain depth).
+
+use sea_orm::sea_query::{Condition, Order};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Select, Statement,
+};
+use uuid::Uuid;
+
+use super::keyset::{self, Keyset, Paged, Window};
+use crate::entities::{conversation, message};
+use crate::error::{AppError, AppResult};
+use crate::time::now;
+
+pub async fn create_root(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    task_id: Uuid,
+) -> AppResult<conversation::Model> {
+    let model = conversation::Model {
+        id: Uuid::now_v7(),
+        owner_id,
+        task_id,
+        parent_id: None,
+        base_length: 0,
+        length: 0,
+        created_at: now(),
+    };
+    Ok(conversation::Entity::insert(model.into_active_model())
+        .exec_with_returning(db)
+        .await?)
+}
+
+pub async fn by_id(db: &impl ConnectionTrait, id: Uuid) -> AppResult<conversation::Model> {
+    conversation::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::internal(format!("conversation {id} is missing")))
+}
+
+pub async fn by_ids(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    ids: &[Uuid],
+) -> AppResult<Vec<conversation::Model>> {
+    Ok(conversation::Entity::find()
+        .filter(conversation::Column::OwnerId.eq(owner_id))
+        .filter(conversation::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+pub async fn set_length(db: &impl ConnectionTrait, id: Uuid, length: i32) -> AppResult<()> {
+    conversation::ActiveModel {
+        id: Set(id),
+        length: Set(length),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
+    Ok(())
+}
+
+/// The segments of a conversation, head first, in one recursive query.
+pub async fn chain(db: &impl ConnectionTrait, head: Uuid) -> AppResult<Vec<conversation::Model>> {
+    let backend = db.get_database_backend();
+    let sql = "WITH RECURSIVE chain(id, parent_id, depth) AS ( \
+                 SELECT id, parent_id, 0 FROM conversations WHERE id = $1 \
+                 UNION ALL \
+                 SELECT c.id, c.parent_id, chain.depth + 1 FROM conversations c \
+                 JOIN chain ON c.id = chain.parent_id) \
+               SELECT c.* FROM chain JOIN conversations c ON c.id = chain.id ORDER BY chain.depth";
+    let stmt = Statement::from_sql_and_values(backend, sql, [head.into()]);
+    let segments = conversation::Model::find_by_statement(stmt).all(db).await?;
+    if segments.is_empty() {
+        return Err(AppError::internal(format!(
+            "conversation {head} is missing"
+        )));
+    }
+    Ok(segments)
+}
+
+/// A conversation as seen from a head: which segment holds which positions.
+#[derive(Clone, Debug)]
+pub struct View {
+    /// `(segment, from, to)`: positions `from..to` are stored under `segment`. Oldest first.
+    pub ranges: Vec<(Uuid, i32, i32)>,
+    pub length: i32,
+}
+
+impl View {
+    /// The first `length` messages of the conversation whose segments are `chain`.
+    pub fn new(chain: &[conversation::Model], length: i32) -> Self {
+        let mut ranges = Vec::with_capacity(chain.len());
+        let mut end = length;
+        for segment in chain {
+            if end <= 0 {
+                break;
+            }
+            let from = segment.base_length.min(end);
+            if from < end {
+                ranges.push((segment.id, from, end));
+            }
+            end = from;
+        }
+        ranges.reverse();
+        Self { ranges, length }
+    }
+
+    /// Rows of `messages` visible in this view between positions `from..to`.
+    fn condition(&self, from: i32, to: i32) -> Condition {
+        let segment_range = |segment: Uuid, lo: i32, hi: i32| {
+            use sea_orm::sea_query::ExprTrait;
+            message::Column::ConversationId
+                .eq(segment)
+                .and(message::Column::Position.gte(lo))
+                .and(message::Column::Position.lt(hi))
+        };
+        let mut cond = Condition::any();
+        for &(segment, lo, hi) in &self.ranges {
+            let (lo, hi) = (lo.max(from), hi.min(to));
+            if lo < hi {
+                cond = cond.add(segment_range(segment, lo, hi));
+            }
+        }
+        cond
+    }
+
+    fn select(&self, owner_id: Uuid, from: i32, to: i32) -> Select<message::Entity> {
+        message::Entity::find()
+            .filter(message::Column::OwnerId.eq(owner_id))
+            .filter(self.condition(from, to))
+    }
+}
+
+pub async fn view(db: &impl ConnectionTrait, head: Uuid) -> AppResult<View> {
+    let chain = chain(db, head).await?;
+    let length = chain[0].length;
+    Ok(View::new(&chain, length))
+}
+
+/// Messages at positions `from..to` of the view, in order.
+pub async fn range(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    view: &View,
+    from: i32,
+    to: i32,
+) -> AppResult<Vec<message::Model>> {
+    if from >= to {
+        return Ok(vec![]);
+    }
+    Ok(view
+        .select(owner_id, from, to)
+        .order_by(message::Column::Position, Order::Asc)
+        .all(db)
+        .await?)
+}
+
+struct ByPosition;
+
+impl Keyset for ByPosition {
+    type Entity = message::Entity;
+    type Key = i32;
+    fn after(k: &i32) -> Condition {
+        Condition::all().add(message::Column::Position.gt(*k))
+    }
+    fn before(k: &i32) -> Condition {
+        Condition::all().add(message::Column::Position.lt(*k))
+    }
+    fn order_columns() -> Vec<message::Column> {
+        vec![message::Column::Position]
+    }
+}
+
+/// A page of the view. Positions are dense, so without a phase filter the page bounds
+/// are arithmetic and one query reads it; with one, keyset pagination over positions.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    view: &View,
+    phase: Option<&str>,
+    window: &Window<i32>,
+) -> AppResult<Paged<message::Model>> {
+    if let Some(phase) = phase {
+        let base = view
+            .select(owner_id, 0, view.length)
+            .filter(message::Column::Phase.eq(phase));
+        return keyset::page::<ByPosition>(db, base, window).await;
+    }
+    let lo = window.after.map_or(0, |a| (a + 1).max(0)).min(view.length);
+    let hi = window
+        .before
+        .map_or(view.length, |b| b.clamp(0, view.length))
+        .max(lo);
+    let limit = window.limit.min(i32::MAX as u64) as i32;
+    let (from, to) = if window.from_end {
+        ((hi - limit).max(lo), hi)
+    } else {
+        (lo, (lo + limit).min(hi))
+    };
+    let items = range(db, owner_id, view, from, to).await?;
+    Ok(Paged {
+        items,
+        has_previous: from > 0,
+        has_next: to < view.length,
+    })
+}
+
+pub async fn count_phase(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    view: &View,
+    phase: &str,
+) -> AppResult<u64> {
+    Ok(view
+        .select(owner_id, 0, view.length)
+        .filter(message::Column::Phase.eq(phase))
+        .count(db)
+        .await?)
+}
+
+pub async fn insert_messages(
+    db: &impl ConnectionTrait,
+    messages: Vec<message::Model>,
+) -> AppResult<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    message::Entity::insert_many(messages.into_iter().map(IntoActiveModel::into_active_model))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! The timeline: history events keyed by the commit-ordered cursor `(tx_id, seq)`.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    Select,
+};
+use uuid::Uuid;
+
+use super::keyset::{self, Keyset, Paged, Window};
+use crate::domain::kinds::HistoryEventType;
+use crate::entities::history_event::{self, Column, Entity, Model};
+use crate::error::AppResult;
+use crate::time::now;
+
+/// A position in the timeline. Opaque to clients (see `graphql::cursor`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimelineCursor {
+    pub tx_id: i64,
+    pub seq: i64,
+}
+
+impl TimelineCursor {
+    pub fn of(event: &Model) -> Self {
+        Self {
+            tx_id: event.tx_id,
+            seq: event.seq,
+        }
+    }
+}
+
+/// An event to record; the owner, contract and task say who may see it and where.
+pub struct NewEvent {
+    pub owner_id: Uuid,
+    pub event_type: HistoryEventType,
+    pub contract_id: Option<Uuid>,
+    pub task_id: Option<Uuid>,
+    pub phase: Option<String>,
+    pub data: serde_json::Value,
+}
+
+pub async fn insert(db: &impl ConnectionTrait, event: NewEvent) -> AppResult<Model> {
+    let model = history_event::ActiveModel {
+        seq: NotSet,
+        tx_id: NotSet,
+        id: Set(Uuid::now_v7()),
+        owner_id: Set(event.owner_id),
+        event_type: Set(event.event_type.as_str().to_owned()),
+        contract_id: Set(event.contract_id),
+        task_id: Set(event.task_id),
+        phase: Set(event.phase),
+        data: Set(event.data.to_string()),
+        created_at: Set(now()),
+    };
+    Ok(Entity::insert(model).exec_with_returning(db).await?)
+}
+
+/// Which events a timeline read returns (besides the owner, always applied).
+#[derive(Clone, Debug, Default)]
+pub struct TimelineFilter {
+    pub contract_id: Option<Uuid>,
+    pub task_id: Option<Uuid>,
+    pub types: Option<Vec<HistoryEventType>>,
+    pub phase: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+struct ByCursor;
+
+impl Keyset for ByCursor {
+    type Entity = Entity;
+    type Key = TimelineCursor;
+
+    fn after(k: &TimelineCursor) -> Condition {
+        Condition::any()
+            .add(Column::TxId.gt(k.tx_id))
+            .add(Column::TxId.eq(k.tx_id).and(Column::Seq.gt(k.seq)))
+    }
+    fn before(k: &TimelineCursor) -> Condition {
+        Condition::any()
+            .add(Column::TxId.lt(k.tx_id))
+            .add(Column::TxId.eq(k.tx_id).and(Column::Seq.lt(k.seq)))
+    }
+    fn order_columns() -> Vec<Column> {
+        vec![Column::TxId, Column::Seq]
+    }
+}
+
+/// The owner's events that match `filter` and are safe to hand out: on PostgreSQL only
+/// those below the oldest transaction still in flight, so that no event can later
+/// appear before a cursor a reader has already seen.
+fn visible(backend: DatabaseBackend, owner_id: Uuid, filter: &TimelineFilter) -> Select<Entity> {
+    let mut q = Entity::find().filter(Column::OwnerId.eq(owner_id));
+    if backend == DatabaseBackend::Postgres {
+        q = q.filter(Expr::cust(
+            "tx_id < (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint",
+        ));
+    }
+    if let Some(c) = filter.contract_id {
+        q = q.filter(Column::ContractId.eq(c));
+    }
+    if let Some(t) = filter.task_id {
+        q = q.filter(Column::TaskId.eq(t));
+    }
+    if let Some(types) = &filter.types {
+        q = q.filter(Column::EventType.is_in(types.iter().map(|t| t.as_str())));
+    }
+    if let Some(p) = &filter.phase {
+        q = q.filter(Column::Phase.eq(p.as_str()));
+    }
+    if let Some(s) = filter.since {
+        q = q.filter(Column::CreatedAt.gte(s));
+    }
+    if let Some(u) = filter.until {
+        q = q.filter(Column::CreatedAt.lt(u));
+    }
+    q
+}
+
+pub async fn page(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    filter: &TimelineFilter,
+    window: &Window<TimelineCursor>,
+) -> AppResult<Paged<Model>> {
+    if filter.types.as_ref().is_some_and(|t| t.is_empty()) {
+        return Ok(Paged {
+            items: vec![],
+            has_previous: false,
+            has_next: false,
+        });
+    }
+    keyset::page::<ByCursor>(
+        db,
+        visible(db.get_database_backend(), owner_id, filter),
+        window,
+    )
+    .await
+}
+
+pub async fn count(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    filter: &TimelineFilter,
+) -> AppResult<u64> {
+    if filter.types.as_ref().is_some_and(|t| t.is_empty()) {
+        return Ok(0);
+    }
+    Ok(visible(db.get_database_backend(), owner_id, filter)
+        .count(db)
+        .await?)
+}
+
+pub async fn by_id(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    id: Uuid,
+) -> AppResult<Option<Model>> {
+    Ok(Entity::find()
+        .filter(Column::OwnerId.eq(owner_id))
+        .filter(Column::Id.eq(id))
+        .one(db)
+        .await?)
+}

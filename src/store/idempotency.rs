@@ -1,0 +1,49 @@
+//! Remembered results of ingestion calls made with an idempotency key.
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use uuid::Uuid;
+
+use crate::entities::idempotency_key::{Column, Entity, Model};
+use crate::error::AppResult;
+use crate::time::now;
+
+pub async fn find(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    mutation: &str,
+    task_id: Uuid,
+    key: &str,
+) -> AppResult<Option<Model>> {
+    Ok(Entity::find()
+        .filter(Column::OwnerId.eq(owner_id))
+        .filter(Column::Mutation.eq(mutation))
+        .filter(Column::TaskId.eq(task_id))
+        .filter(Column::Key.eq(key))
+        .one(db)
+        .await?)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    mutation: &str,
+    task_id: Uuid,
+    key: &str,
+    request_hash: String,
+    result: serde_json::Value,
+) -> AppResult<()> {
+    let model = Model {
+        owner_id,
+        mutation: mutation.to_owned(),
+        task_id,
+        key: key.to_owned(),
+        request_hash,
+        result: result.to_string(),
+        created_at: now(),
+    };
+    Entity::insert(model.into_active_model())
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}

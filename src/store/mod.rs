@@ -1,0 +1,169 @@
+//! Persistence: the `Store` facade over the database connection, with the write
+//! transaction helper, and the queries of each area in a file of its own.
+
+pub mod checkpoints;
+pub mod contracts;
+pub mod conversations;
+pub mod history;
+pub mod idempotency;
+pub mod keyset;
+pub mod owners;
+pub mod task_events;
+pub mod tasks;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use migration::MigratorTrait;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+};
+
+use crate::entities::history_event;
+use crate::error::{AppError, AppResult};
+
+/// A handle on the database, cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    statements: Arc<AtomicU64>,
+}
+
+/// How to open the database.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl StoreOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 8,
+        }
+    }
+}
+
+impl Store {
+    pub async fn connect(options: &StoreOptions) -> AppResult<Self> {
+        let mut opts = ConnectOptions::new(options.url.clone());
+        // sea-orm uses a single SQLite connection unless told otherwise; readers in WAL
+        // mode run in parallel with the one writer.
+        opts.max_connections(options.max_connections)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30))
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true)
+                    .create_if_missing(true)
+            });
+        let mut db = Database::connect(opts)
+            .await
+            .map_err(|e| AppError::internal(format!("cannot connect to the database: {e}")))?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        Ok(Self { db, statements })
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.backend() == DatabaseBackend::Postgres
+    }
+
+    /// SQL statements run through this store so far (for tests that count queries).
+    pub fn statement_count(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    /// Begins a write transaction. On SQLite it is `IMMEDIATE`: it takes the write lock
+    /// up front, so a read-then-write transaction never fails with "database is locked".
+    /// Dropping the transaction without `commit` rolls it back.
+    pub async fn begin_write(&self) -> AppResult<DatabaseTransaction> {
+        let opts = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        Ok(self.db.begin_with_options(opts).await?)
+    }
+
+    /// Commits a write transaction whose last history event is `event`, then waits until
+    /// that event is readable (see `await_visible`).
+    pub async fn commit(
+        &self,
+        txn: DatabaseTransaction,
+        event: &history_event::Model,
+    ) -> AppResult<()> {
+        txn.commit().await?;
+        self.await_visible(event.tx_id).await
+    }
+
+    /// Applies pending migrations. On PostgreSQL an advisory lock keeps two processes
+    /// from migrating the same database at once.
+    pub async fn migrate(&self) -> AppResult<()> {
+        if self.is_postgres() {
+            // The lock is per session: hold one connection for lock, migrate, unlock.
+            let conn = self.db.begin().await?;
+            conn.execute_unprepared("SELECT pg_advisory_xact_lock(7262736900)")
+                .await?;
+            migration::Migrator::up(&conn, None).await?;
+            conn.commit().await?;
+        } else {
+            migration::Migrator::up(&self.db, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+
+    /// Waits until the history event written by transaction `tx_id` is readable by every
+    /// timeline reader (PostgreSQL readers stop below the oldest transaction in flight),
+    /// so a client that saw a mutation's response sees its event in the timeline.
+    /// Bounded: an unrelated long transaction delays visibility, never the response.
+    pub async fn await_visible(&self, tx_id: i64) -> AppResult<()> {
+        if !self.is_postgres() {
+            return Ok(());
+        }
+        let stmt = Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint AS xmin",
+        );
+        let mut delay = Duration::from_micros(200);
+        for _ in 0..40 {
+            let row = self.db.query_one_raw(stmt.clone()).await?;
+            let xmin: i64 = row
+                .ok_or_else(|| AppError::internal("no snapshot row"))?
+                .try_get("", "xmin")?;
+            if xmin > tx_id {
+                return Ok(());
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(50));
+        }
+        tracing::warn!(
+            tx_id,
+            "history event not yet visible: a long transaction is in flight"
+        );
+        Ok(())
+    }
+}

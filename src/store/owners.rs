@@ -1,0 +1,64 @@
+//! Owners and their API keys.
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+};
+use uuid::Uuid;
+
+use crate::entities::{api_key, owner};
+use crate::error::AppResult;
+use crate::time::now;
+
+pub async fn find_by_name(
+    db: &impl ConnectionTrait,
+    name: &str,
+) -> AppResult<Option<owner::Model>> {
+    Ok(owner::Entity::find()
+        .filter(owner::Column::Name.eq(name))
+        .one(db)
+        .await?)
+}
+
+pub async fn insert(db: &impl ConnectionTrait, name: &str) -> AppResult<owner::Model> {
+    let model = owner::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name.to_owned()),
+        created_at: Set(now()),
+    };
+    Ok(owner::Entity::insert(model).exec_with_returning(db).await?)
+}
+
+pub async fn insert_key(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    key_hash: &str,
+) -> AppResult<()> {
+    let model = api_key::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        owner_id: Set(owner_id),
+        key_hash: Set(key_hash.to_owned()),
+        created_at: Set(now()),
+    };
+    api_key::Entity::insert(model)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn by_key_hash(
+    db: &impl ConnectionTrait,
+    key_hash: &str,
+) -> AppResult<Option<owner::Model>> {
+    let Some(key) = api_key::Entity::find()
+        .filter(api_key::Column::KeyHash.eq(key_hash))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(owner::Entity::find_by_id(key.owner_id).one(db).await?)
+}
+
+pub async fn key_count(db: &impl ConnectionTrait) -> AppResult<u64> {
+    Ok(api_key::Entity::find().count(db).await?)
+}

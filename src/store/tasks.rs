@@ -1,0 +1,139 @@
+//! Tasks: rows, lists and the per-task lock that serialises writers of one task.
+
+use sea_orm::sea_query::Condition;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QuerySelect, Select,
+};
+use uuid::Uuid;
+
+use super::keyset::{self, Keyset, Paged, Window};
+use crate::domain::kinds::TaskStatus;
+use crate::entities::task::{Column, Entity, Model};
+use crate::error::AppResult;
+
+pub async fn insert(db: &impl ConnectionTrait, model: Model) -> AppResult<Model> {
+    Ok(Entity::insert(model.into_active_model())
+        .exec_with_returning(db)
+        .await?)
+}
+
+pub async fn by_id(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    id: Uuid,
+) -> AppResult<Option<Model>> {
+    Ok(Entity::find_by_id(id)
+        .filter(Column::OwnerId.eq(owner_id))
+        .one(db)
+        .await?)
+}
+
+/// The task row, locked until the transaction ends (`FOR UPDATE` on PostgreSQL; on
+/// SQLite the `IMMEDIATE` write transaction already excludes other writers). Every
+/// writer of a task's conversation, events or status goes through here first, so an
+/// append racing a rewind sees one state or the other, never a mix.
+pub async fn lock(db: &impl ConnectionTrait, owner_id: Uuid, id: Uuid) -> AppResult<Option<Model>> {
+    Ok(Entity::find_by_id(id)
+        .filter(Column::OwnerId.eq(owner_id))
+        .lock_exclusive()
+        .one(db)
+        .await?)
+}
+
+pub async fn by_ids(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    ids: &[Uuid],
+) -> AppResult<Vec<Model>> {
+    Ok(Entity::find()
+        .filter(Column::OwnerId.eq(owner_id))
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?)
+}
+
+pub async fn update(db: &impl ConnectionTrait, model: Model) -> AppResult<Model> {
+    Ok(model.into_active_model().reset_all().update(db).await?)
+}
+
+/// Whether another owner's task already uses this repository or worktree path.
+pub async fn path_used_by_other_owner(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    path: &str,
+) -> AppResult<bool> {
+    let n = Entity::find()
+        .filter(Column::OwnerId.ne(owner_id))
+        .filter(
+            Condition::any()
+                .add(Column::Repository.eq(path))
+                .add(Column::WorktreePath.eq(path)),
+        )
+        .limit(1)
+        .count(db)
+        .await?;
+    Ok(n > 0)
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TaskFilter {
+    pub contract_id: Option<Uuid>,
+    pub parent_task_id: Option<Uuid>,
+    pub forked_from_task_id: Option<Uuid>,
+    pub status: Option<Vec<TaskStatus>>,
+    pub is_supervisor: Option<bool>,
+}
+
+pub struct ById;
+
+impl Keyset for ById {
+    type Entity = Entity;
+    type Key = Uuid;
+    fn after(k: &Uuid) -> Condition {
+        Condition::all().add(Column::Id.gt(*k))
+    }
+    fn before(k: &Uuid) -> Condition {
+        Condition::all().add(Column::Id.lt(*k))
+    }
+    fn order_columns() -> Vec<Column> {
+        vec![Column::Id]
+    }
+}
+
+pub fn filtered(owner_id: Uuid, filter: &TaskFilter) -> Select<Entity> {
+    let mut q = Entity::find().filter(Column::OwnerId.eq(owner_id));
+    if let Some(c) = filter.contract_id {
+        q = q.filter(Column::ContractId.eq(c));
+    }
+    if let Some(p) = filter.parent_task_id {
+        q = q.filter(Column::ParentTaskId.eq(p));
+    }
+    if let Some(f) = filter.forked_from_task_id {
+        q = q.filter(Column::ForkedFromTaskId.eq(f));
+    }
+    if let Some(statuses) = &filter.status {
+        q = q.filter(Column::Status.is_in(statuses.iter().map(|s| s.as_str())));
+    }
+    if let Some(s) = filter.is_supervisor {
+        q = q.filter(Column::IsSupervisor.eq(s));
+    }
+    q
+}
+
+pub async fn page(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    filter: &TaskFilter,
+    window: &Window<Uuid>,
+) -> AppResult<Paged<Model>> {
+    keyset::page::<ById>(db, filtered(owner_id, filter), window).await
+}
+
+pub async fn count(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    filter: &TaskFilter,
+) -> AppResult<u64> {
+    Ok(filtered(owner_id, filter).count(db).await?)
+}
