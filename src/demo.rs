@@ -113,7 +113,7 @@ pub async fn load(app: &App) -> AppResult<String> {
             ["p99 4.1 ms at 5k req/s", "429s only above the burst"],
         ),
     ] {
-        let task = tasks::create(
+        let (task, _) = tasks::create(
             app,
             v,
             CreateTask {

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod domain;
 pub mod entities;
 pub mod error;
+pub mod git;
 pub mod graphql;
 pub mod server;
 pub mod store;
@@ -31,5 +32,6 @@ pub async fn open(database_url: &str, pool: u32, workspace_root: &Path) -> AppRe
     Ok(App {
         store,
         workspace_root,
+        locks: Default::default(),
     })
 }

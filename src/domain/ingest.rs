@@ -6,12 +6,12 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::kinds::{HistoryEventType, MessageRole, TaskEventType};
-use super::tasks::lock_for_change;
+use super::tasks::{lock_for_change, note_activity};
 use super::{App, Viewer, limits};
 use crate::entities::{checkpoint, conversation_snapshot, message, task_event};
 use crate::error::{AppError, AppResult};
 use crate::store::history::{self, NewEvent};
-use crate::store::{checkpoints, contracts, conversations, idempotency, task_events, tasks};
+use crate::store::{checkpoints, conversations, idempotency, task_events, tasks};
 use crate::time::now;
 
 pub struct NewMessage {
@@ -150,11 +150,7 @@ pub async fn append_messages(
     let message_count = first + count;
     conversations::insert_messages(&txn, rows.clone()).await?;
     conversations::set_length(&txn, head.id, message_count).await?;
-    if task.is_supervisor {
-        if let Some(c) = &contract {
-            contracts::touch_supervisor(&txn, c.id, at).await?;
-        }
-    }
+    note_activity(&txn, &task, contract.as_ref(), at).await?;
     if let Some(key) = &key {
         let result = json!({
             "conversationId": head.id.to_string(),
@@ -299,7 +295,7 @@ pub async fn record_checkpoint(
     let owner_id = viewer.owner_id;
     let txn = app.store.begin_write().await?;
     let (mut task, contract) = lock_for_change(&txn, viewer, task_id).await?;
-    let head = conversations::by_id(&txn, task.conversation_id).await?;
+    let view = conversations::view(&txn, task.conversation_id).await?;
     let at = now();
     let snapshot_id = Uuid::now_v7();
     checkpoints::insert_snapshot(
@@ -308,8 +304,8 @@ pub async fn record_checkpoint(
             id: snapshot_id,
             owner_id,
             task_id,
-            conversation_id: head.id,
-            length: head.length,
+            conversation_id: view.snapshot_segment(task.conversation_id, view.length),
+            length: view.length,
             created_at: at,
         },
     )
@@ -330,7 +326,7 @@ pub async fn record_checkpoint(
             message: input.message,
             files_changed,
             snapshot_id,
-            message_count: head.length,
+            message_count: view.length,
             created_at: at,
         },
     )

@@ -192,3 +192,27 @@ mod tests {
         assert!(!Completed.can_move_to(Active));
     }
 }
+
+stored_enum! {
+    /// What a code operation does to a task's repository.
+    CodeOperationKind {
+        /// The worktree was restored to a commit (rewinds, resume from a checkpoint, restore).
+        Restore => "RESTORE",
+        /// A branch was created at a commit.
+        Branch => "BRANCH",
+        /// A linked worktree on a new branch was created (forks, continued tasks).
+        Worktree => "WORKTREE",
+    }
+}
+
+stored_enum! {
+    /// Where a code operation stands.
+    CodeOperationStatus {
+        /// Carried out.
+        Done => "DONE",
+        /// Waiting for the daemon that owns the worktree.
+        Queued => "QUEUED",
+        /// The daemon that owns the worktree reported a failure.
+        Failed => "FAILED",
+    }
+}

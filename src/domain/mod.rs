@@ -2,14 +2,20 @@
 //! types here (the enums in `kinds` merely derive the GraphQL enum); resolvers parse
 //! arguments, call a handler and convert the result.
 
+pub mod code;
 pub mod contracts;
+pub mod fork;
 pub mod ingest;
 pub mod kinds;
 pub mod limits;
+pub mod locks;
 pub mod paths;
+pub mod resume;
+pub mod rewind;
 pub mod tasks;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -21,6 +27,7 @@ pub struct App {
     pub store: Store,
     /// Canonical workspace root; every repository and worktree lives below it.
     pub workspace_root: PathBuf,
+    pub locks: Arc<locks::Locks>,
 }
 
 /// The owner a request acts for, resolved from its API key.

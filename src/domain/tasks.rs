@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::contracts::ensure_not_archived;
 use super::kinds::{HistoryEventType, TaskStatus};
-use super::{App, Viewer, limits, paths};
-use crate::entities::{contract, task};
+use super::{App, Viewer, code, fork, limits, paths};
+use crate::entities::{code_operation, contract, task};
 use crate::error::{AppError, AppResult};
 use crate::store::history::{self, NewEvent};
 use crate::store::{contracts, conversations, tasks};
@@ -26,6 +26,20 @@ pub struct CreateTask {
 
 pub fn status_of(task: &task::Model) -> AppResult<TaskStatus> {
     TaskStatus::from_stored(&task.status)
+}
+
+/// Records activity of a supervisor task (its messages and status changes move
+/// `Supervisor.lastActivity`); other tasks have none to record.
+pub async fn note_activity(
+    db: &impl sea_orm::ConnectionTrait,
+    task: &task::Model,
+    contract: Option<&contract::Model>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> AppResult<()> {
+    match contract {
+        Some(c) if task.is_supervisor => contracts::touch_supervisor(db, c.id, at).await,
+        _ => Ok(()),
+    }
 }
 
 /// Locks a task for a change and checks that its contract is not archived. Returns the
@@ -55,16 +69,17 @@ pub async fn lock_for_change(
 
 /// Creates a `PENDING` task, optionally in a contract and under a parent task. A task
 /// without a repository of its own works in its contract's repository.
-pub async fn create(app: &App, viewer: &Viewer, input: CreateTask) -> AppResult<task::Model> {
+/// With `continue_from_task_id`, the task gets a new linked worktree starting at the
+/// earlier task's branch head (worktree inheritance), reported as a WORKTREE operation.
+pub async fn create(
+    app: &App,
+    viewer: &Viewer,
+    input: CreateTask,
+) -> AppResult<(task::Model, Option<code_operation::Model>)> {
     limits::name("name", &input.name)?;
     limits::text("plan", input.plan.as_deref())?;
     limits::optional_name("branch", input.branch.as_deref())?;
     limits::optional_name("baseBranch", input.base_branch.as_deref())?;
-    if input.continue_from_task_id.is_some() {
-        return Err(AppError::bad_input(
-            "continueFromTaskId (worktree inheritance) is not available on this server yet",
-        ));
-    }
     let owner_id = viewer.owner_id;
     let parent = match input.parent_task_id {
         Some(id) => Some(
@@ -96,9 +111,26 @@ pub async fn create(app: &App, viewer: &Viewer, input: CreateTask) -> AppResult<
     if let Some(c) = &contract {
         ensure_not_archived(c)?;
     }
-    let repository = match &input.repository {
-        Some(r) => Some(paths::repository(&app.store, &app.workspace_root, owner_id, r).await?),
-        None => contract.as_ref().and_then(|c| c.repository.clone()),
+    let source = match input.continue_from_task_id {
+        Some(id) => {
+            let source = tasks::by_id(app.store.db(), owner_id, id)
+                .await?
+                .ok_or_else(|| AppError::not_found("task to continue from"))?;
+            if input.worktree_path.is_some() || input.repository.is_some() {
+                return Err(AppError::bad_input(
+                    "a continued task inherits its repository and gets a new worktree: give neither repository nor worktreePath",
+                ));
+            }
+            Some(source)
+        }
+        None => None,
+    };
+    let repository = match (&input.repository, &source) {
+        (_, Some(source)) => source.repository.clone(),
+        (Some(r), None) => {
+            Some(paths::repository(&app.store, &app.workspace_root, owner_id, r).await?)
+        }
+        (None, None) => contract.as_ref().and_then(|c| c.repository.clone()),
     };
     let worktree_path = match (&input.worktree_path, &repository) {
         (Some(w), Some(repo)) => {
@@ -108,65 +140,93 @@ pub async fn create(app: &App, viewer: &Viewer, input: CreateTask) -> AppResult<
         (None, _) => None,
     };
 
-    let at = now();
     let task_id = Uuid::now_v7();
+    let ran = match &source {
+        Some(source) => Some(
+            fork::continued_worktree(app, viewer, source, task_id, input.branch.clone()).await?,
+        ),
+        None => None,
+    };
     let txn = app.store.begin_write().await?;
-    if let Some(id) = contract_id {
-        // Re-check under the lock: the contract may have been archived meanwhile.
-        let c = contracts::lock(&txn, owner_id, id)
-            .await?
-            .ok_or_else(|| AppError::not_found("contract"))?;
-        ensure_not_archived(&c)?;
+    let recorded = async {
+        let at = now();
+        if let Some(id) = contract_id {
+            // Re-check under the lock: the contract may have been archived meanwhile.
+            let c = contracts::lock(&txn, owner_id, id)
+                .await?
+                .ok_or_else(|| AppError::not_found("contract"))?;
+            ensure_not_archived(&c)?;
+        }
+        let conversation = conversations::create_root(&txn, owner_id, task_id).await?;
+        let task = tasks::insert(
+            &txn,
+            task::Model {
+                id: task_id,
+                owner_id,
+                contract_id,
+                parent_task_id: input.parent_task_id,
+                is_supervisor: false,
+                name: input.name.clone(),
+                plan: input.plan,
+                status: TaskStatus::Pending.as_str().into(),
+                daemon_id: None,
+                repository,
+                worktree_path: match &ran {
+                    Some(_) => Some(
+                        code::worktree_path(app, task_id)
+                            .to_string_lossy()
+                            .into_owned(),
+                    ),
+                    None => worktree_path,
+                },
+                branch: match &ran {
+                    Some(r) => r.op.branch.clone(),
+                    None => input.branch,
+                },
+                base_branch: input
+                    .base_branch
+                    .or_else(|| source.as_ref().and_then(|s| s.branch.clone())),
+                forked_from_task_id: None,
+                fork_checkpoint_id: None,
+                fork_message_count: None,
+                continued_from_task_id: source.as_ref().map(|s| s.id),
+                conversation_id: conversation.id,
+                event_count: 0,
+                checkpoint_count: 0,
+                created_at: at,
+                updated_at: at,
+                started_at: None,
+                completed_at: None,
+            },
+        )
+        .await?;
+        let op = code::record(&txn, ran.as_ref()).await?;
+        let event = history::insert(
+            &txn,
+            NewEvent {
+                owner_id,
+                event_type: HistoryEventType::TaskCreated,
+                contract_id,
+                task_id: Some(task_id),
+                phase: contract.as_ref().map(|c| c.phase.clone()),
+                data: json!({
+                    "name": task.name,
+                    "parentTaskId": task.parent_task_id.map(|id| id.to_string()),
+                    "continuedFromTaskId": task.continued_from_task_id.map(|id| id.to_string()),
+                    "codeOperationId": op.as_ref().map(|o| o.id.to_string()),
+                }),
+            },
+        )
+        .await?;
+        Ok((event, task, op))
     }
-    let conversation = conversations::create_root(&txn, owner_id, task_id).await?;
-    let task = tasks::insert(
-        &txn,
-        task::Model {
-            id: task_id,
-            owner_id,
-            contract_id,
-            parent_task_id: input.parent_task_id,
-            is_supervisor: false,
-            name: input.name.clone(),
-            plan: input.plan,
-            status: TaskStatus::Pending.as_str().into(),
-            daemon_id: None,
-            repository,
-            worktree_path,
-            branch: input.branch,
-            base_branch: input.base_branch,
-            forked_from_task_id: None,
-            fork_checkpoint_id: None,
-            fork_message_count: None,
-            continued_from_task_id: None,
-            conversation_id: conversation.id,
-            event_count: 0,
-            checkpoint_count: 0,
-            created_at: at,
-            updated_at: at,
-            started_at: None,
-            completed_at: None,
-        },
-    )
-    .await?;
-    let event = history::insert(
-        &txn,
-        NewEvent {
-            owner_id,
-            event_type: HistoryEventType::TaskCreated,
-            contract_id,
-            task_id: Some(task_id),
-            phase: contract.as_ref().map(|c| c.phase.clone()),
-            data: json!({
-                "name": task.name,
-                "parentTaskId": task.parent_task_id.map(|id| id.to_string()),
-                "continuedFromTaskId": null,
-            }),
-        },
-    )
-    .await?;
-    app.store.commit(txn, &event).await?;
-    Ok(task)
+    .await;
+    let (event, task, op) = match recorded {
+        Ok(r) => r,
+        Err(e) => return code::abort(app, ran, e).await,
+    };
+    code::commit(app, txn, &event, ran).await?;
+    Ok((task, op))
 }
 
 /// Moves a task along its lifecycle (API.md, Lifecycles). The same status again
@@ -213,11 +273,7 @@ pub async fn update_status(
         task.completed_at = Some(at);
     }
     let task = tasks::update(&txn, task).await?;
-    if task.is_supervisor {
-        if let Some(c) = &contract {
-            contracts::touch_supervisor(&txn, c.id, at).await?;
-        }
-    }
+    note_activity(&txn, &task, contract.as_ref(), at).await?;
     let event = history::insert(
         &txn,
         NewEvent {

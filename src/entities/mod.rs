@@ -3,6 +3,7 @@
 
 pub mod api_key;
 pub mod checkpoint;
+pub mod code_operation;
 pub mod contract;
 pub mod conversation;
 pub mod conversation_snapshot;

@@ -122,6 +122,7 @@ macro_rules! connection {
             pub total: $crate::graphql::connection::TotalCount,
         }
 
+        #[doc = concat!("A page of ", $what, ".")]
         #[async_graphql::Object]
         impl $conn {
             /// The items of this page with their cursors.
@@ -156,6 +157,7 @@ macro_rules! connection {
             pub node: $node,
         }
 
+        #[doc = concat!("One of ", $what, " with its cursor.")]
         #[async_graphql::Object]
         impl $edge {
             /// Opaque; pass it as `after` or `before` to page from here.

@@ -30,14 +30,14 @@ pub fn with_code(mut err: ServerError, code: &str) -> ServerError {
     err
 }
 
-fn aliases(set: &SelectionSet, doc: &ExecutableDocument) -> usize {
+fn aliases(set: &SelectionSet) -> usize {
     set.items
         .iter()
         .map(|item| match &item.node {
             Selection::Field(f) => {
-                usize::from(f.node.alias.is_some()) + aliases(&f.node.selection_set.node, doc)
+                usize::from(f.node.alias.is_some()) + aliases(&f.node.selection_set.node)
             }
-            Selection::InlineFragment(f) => aliases(&f.node.selection_set.node, doc),
+            Selection::InlineFragment(f) => aliases(&f.node.selection_set.node),
             // Fragments are counted where they are defined, once.
             Selection::FragmentSpread(_) => 0,
         })
@@ -48,12 +48,12 @@ fn alias_count(doc: &ExecutableDocument) -> usize {
     let operations: usize = doc
         .operations
         .iter()
-        .map(|(_, op)| aliases(&op.node.selection_set.node, doc))
+        .map(|(_, op)| aliases(&op.node.selection_set.node))
         .sum();
     let fragments: usize = doc
         .fragments
         .values()
-        .map(|f| aliases(&f.node.selection_set.node, doc))
+        .map(|f| aliases(&f.node.selection_set.node))
         .sum();
     operations + fragments
 }

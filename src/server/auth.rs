@@ -61,10 +61,10 @@ impl Authenticator {
             .filter(|k| !k.is_empty())
             .ok_or(AppError::Unauthenticated)?;
         let hash = hash_key(key);
-        if let Some((viewer, at)) = self.cache.lock().expect("auth cache").get(&hash) {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(viewer.clone());
-            }
+        if let Some((viewer, at)) = self.cache.lock().expect("auth cache").get(&hash)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(viewer.clone());
         }
         let owner = owners::by_key_hash(self.store.db(), &hash)
             .await?

@@ -154,3 +154,35 @@ pub async fn count_of_contract(
 ) -> AppResult<u64> {
     Ok(of_contract(owner_id, contract_id).count(db).await?)
 }
+
+pub async fn snapshot(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> AppResult<conversation_snapshot::Model> {
+    conversation_snapshot::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| crate::error::AppError::internal(format!("snapshot {id} is missing")))
+}
+
+/// A task's checkpoints with their snapshots, newest first.
+pub async fn with_snapshots_newest_first(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    task_id: Uuid,
+) -> AppResult<Vec<(Model, conversation_snapshot::Model)>> {
+    use sea_orm::QueryOrder;
+    let rows = of_tasks(owner_id, &[task_id])
+        .order_by_desc(Column::Number)
+        .find_also_related(conversation_snapshot::Entity)
+        .all(db)
+        .await?;
+    rows.into_iter()
+        .map(|(c, s)| {
+            let s = s.ok_or_else(|| {
+                crate::error::AppError::internal(format!("snapshot of {} missing", c.id))
+            })?;
+            Ok((c, s))
+        })
+        .collect()
+}

@@ -237,3 +237,76 @@ pub async fn insert_messages(
         .await?;
     Ok(())
 }
+
+impl View {
+    /// The segment that stores position `pos`, if the view has it.
+    pub fn owner_of(&self, pos: i32) -> Option<Uuid> {
+        self.ranges
+            .iter()
+            .find(|&&(_, lo, hi)| lo <= pos && pos < hi)
+            .map(|&(s, _, _)| s)
+    }
+
+    /// Whether the snapshot `(segment, length)` — `segment` storing position
+    /// `length - 1` — is a prefix of this view.
+    pub fn has_prefix(&self, segment: Uuid, length: i32) -> bool {
+        length == 0 || (length <= self.length && self.owner_of(length - 1) == Some(segment))
+    }
+
+    /// The snapshot of this view's first `length` messages: the segment storing position
+    /// `length - 1` (the head itself for an empty prefix).
+    pub fn snapshot_segment(&self, head: Uuid, length: i32) -> Uuid {
+        if length == 0 {
+            head
+        } else {
+            self.owner_of(length - 1).unwrap_or(head)
+        }
+    }
+}
+
+/// A new head over the first `length` messages of the snapshot `(segment, length)`:
+/// one row, whatever the length. The rows after `length` stay stored and addressable.
+pub async fn branch_at(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    task_id: Uuid,
+    segment: Uuid,
+    length: i32,
+) -> AppResult<conversation::Model> {
+    let model = conversation::Model {
+        id: Uuid::now_v7(),
+        owner_id,
+        task_id,
+        parent_id: (length > 0).then_some(segment),
+        base_length: length,
+        length,
+        created_at: now(),
+    };
+    Ok(conversation::Entity::insert(model.into_active_model())
+        .exec_with_returning(db)
+        .await?)
+}
+
+/// The phases of the last messages of a view, newest first, read in pages of 100
+/// until `stop` says enough.
+pub async fn count_tail(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    view: &View,
+    mut keep_going: impl FnMut(&message::Model) -> bool,
+) -> AppResult<i32> {
+    let mut end = view.length;
+    let mut counted = 0;
+    while end > 0 {
+        let start = (end - 100).max(0);
+        let page = range(db, owner_id, view, start, end).await?;
+        for m in page.iter().rev() {
+            if !keep_going(m) {
+                return Ok(counted);
+            }
+            counted += 1;
+        }
+        end = start;
+    }
+    Ok(counted)
+}

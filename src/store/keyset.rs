@@ -139,13 +139,13 @@ where
         async move { Ok::<_, sea_orm::DbErr>(q.limit(1).count(db).await? > 0) }
     };
     let before_open = match &window.before {
-        Some(before) if !(more_in_direction && !window.from_end) => {
+        Some(before) if !more_in_direction || window.from_end => {
             beyond(S::before(before).not()).await?
         }
         _ => false,
     };
     let after_open = match &window.after {
-        Some(after) if !(more_in_direction && window.from_end) => {
+        Some(after) if !more_in_direction || !window.from_end => {
             beyond(S::after(after).not()).await?
         }
         _ => false,

@@ -2,6 +2,7 @@
 //! transaction helper, and the queries of each area in a file of its own.
 
 pub mod checkpoints;
+pub mod code_operations;
 pub mod contracts;
 pub mod conversations;
 pub mod history;

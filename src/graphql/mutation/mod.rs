@@ -1,7 +1,10 @@
 //! Mutation roots, one file per area, merged into one `Mutation`.
 
 mod contracts;
+mod fork;
 mod ingest;
+mod resume;
+mod rewind;
 mod tasks;
 
 #[derive(async_graphql::MergedObject, Default)]
@@ -9,4 +12,7 @@ pub struct Mutation(
     contracts::ContractMutation,
     tasks::TaskMutation,
     ingest::IngestMutation,
+    resume::ResumeMutation,
+    rewind::RewindMutation,
+    fork::ForkMutation,
 );

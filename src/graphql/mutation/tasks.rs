@@ -2,6 +2,7 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 
 use crate::domain::kinds::TaskStatus;
 use crate::domain::tasks::{self, CreateTask};
+use crate::graphql::types::code_operation::CodeOperation;
 use crate::graphql::types::task::Task;
 use crate::graphql::{app, parse_id, parse_opt_id, viewer};
 
@@ -35,6 +36,8 @@ pub struct CreateTaskInput {
 pub struct CreateTaskPayload {
     /// The new task.
     pub task: Task,
+    /// The WORKTREE operation of a continued task.
+    pub code_operation: Option<CodeOperation>,
 }
 
 /// Moves a task along its lifecycle.
@@ -60,7 +63,8 @@ pub struct TaskMutation;
 
 #[Object]
 impl TaskMutation {
-    /// Creates a task; writes TASK_CREATED.
+    /// Creates a task (with continueFromTaskId, in a new worktree inheriting the earlier
+    /// task's branch head); writes TASK_CREATED.
     async fn create_task(
         &self,
         ctx: &Context<'_>,
@@ -77,8 +81,11 @@ impl TaskMutation {
             base_branch: input.base_branch,
             continue_from_task_id: parse_opt_id(input.continue_from_task_id.as_ref(), "task")?,
         };
-        let task = tasks::create(app(ctx), viewer(ctx)?, create).await?;
-        Ok(CreateTaskPayload { task: Task(task) })
+        let (task, op) = tasks::create(app(ctx), viewer(ctx)?, create).await?;
+        Ok(CreateTaskPayload {
+            task: Task(task),
+            code_operation: op.map(CodeOperation),
+        })
     }
 
     /// Moves a task along its lifecycle; writes TASK_STATUS_CHANGED (none when the status

@@ -9,6 +9,7 @@ use crate::graphql::{connection::connection, json, loaders, to_id};
 /// A git commit together with the task's conversation position when it was taken.
 pub struct Checkpoint(pub checkpoint::Model);
 
+/// A git commit together with the task's conversation position when it was taken.
 #[Object]
 impl Checkpoint {
     /// Unique id of the checkpoint.

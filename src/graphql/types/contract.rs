@@ -30,6 +30,7 @@ fn scoped(given: Option<Uuid>, this: Uuid) -> Option<Uuid> {
     }
 }
 
+/// A multi-phase project driven by a supervisor agent.
 #[Object]
 impl Contract {
     /// Unique id of the contract.

@@ -12,6 +12,7 @@ pub struct ForkOrigin {
     pub message_count: i32,
 }
 
+/// Where a forked task came from.
 #[Object]
 impl ForkOrigin {
     /// The task the fork was made from.

@@ -42,6 +42,7 @@ pub async fn timeline_connection(
     ))
 }
 
+/// One thing that happened, on the unified timeline.
 #[Object]
 impl HistoryEvent {
     /// Unique id of the event.

@@ -8,6 +8,7 @@ use crate::graphql::{connection::connection, json, to_id};
 /// One message of a conversation.
 pub struct Message(pub message::Model);
 
+/// One message of a conversation.
 #[Object]
 impl Message {
     /// Unique id of the message.

@@ -1,6 +1,7 @@
 //! GraphQL object types, one per file, plus the list filters.
 
 pub mod checkpoint;
+pub mod code_operation;
 pub mod contract;
 pub mod filters;
 pub mod fork_origin;

@@ -20,6 +20,7 @@ impl Supervisor {
     }
 }
 
+/// The agent that drives a contract through its phases.
 #[Object]
 impl Supervisor {
     /// The supervisor's task (its status, conversation and checkpoints).

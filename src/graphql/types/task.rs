@@ -69,6 +69,7 @@ async fn load_task(ctx: &Context<'_>, id: Option<Uuid>) -> Result<Option<Task>> 
     Ok(loaders(ctx).tasks.load_one(id).await?.map(Task))
 }
 
+/// An agent run: its status, git worktree, conversation, output and checkpoints.
 #[Object]
 impl Task {
     /// Unique id of the task.

@@ -8,6 +8,7 @@ use crate::graphql::{connection::connection, json, to_id};
 /// One entry of a task's output and tool-call stream.
 pub struct TaskEvent(pub task_event::Model);
 
+/// One entry of a task's output and tool-call stream.
 #[Object]
 impl TaskEvent {
     /// Unique id of the event.

@@ -1,0 +1,24 @@
+use sea_orm::entity::prelude::*;
+
+/// A git operation on a task's worktree (restore, branch, new worktree).
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "code_operations")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub task_id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub commit_sha: String,
+    pub branch: Option<String>,
+    pub saved_ref: Option<String>,
+    pub error: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,130 @@
+//! The four code operations: restore a worktree to a commit (saving what it replaces),
+//! undo such a restore, create a branch, add a linked worktree.
+
+use std::path::Path;
+
+use super::{GitError, GitResult, Repo, check_branch_name};
+
+/// Saves the worktree's complete state (HEAD plus staged, unstaged and untracked
+/// changes; ignored files excluded) as a commit under `saved_ref`, without touching the
+/// worktree or its index.
+async fn save_state(repo: &Repo, saved_ref: &str) -> GitResult<String> {
+    let scratch = tempfile_path(repo)?;
+    let index = scratch.join("index");
+    let env = [("GIT_INDEX_FILE", index.as_path())];
+    let result = async {
+        repo.git_env(&["add", "-A", "--", "."], &env).await?;
+        let tree = repo.git_env(&["write-tree"], &env).await?;
+        let head = repo.head().await?;
+        let commit = repo
+            .git(&[
+                "commit-tree",
+                &tree,
+                "-p",
+                &head,
+                "-m",
+                "makima: worktree state saved before a restore",
+            ])
+            .await?;
+        repo.git(&["update-ref", saved_ref, &commit]).await?;
+        Ok(commit)
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn tempfile_path(repo: &Repo) -> GitResult<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("makima-index-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| GitError::Failed(format!("temp dir for {:?}: {e}", repo.dir)))?;
+    Ok(dir)
+}
+
+/// Makes the worktree, index and current branch equal to `commit`: files created after
+/// it are removed, ignored files kept. The replaced state is saved under `saved_ref`
+/// first. Returns the full commit id.
+pub async fn restore(repo: &Repo, commit: &str, saved_ref: &str) -> GitResult<String> {
+    let target = repo.resolve_commit(commit).await?;
+    save_state(repo, saved_ref).await?;
+    repo.git(&["reset", "--hard", "--quiet", &target]).await?;
+    repo.git(&["clean", "-f", "-d", "--quiet"]).await?;
+    Ok(target)
+}
+
+/// Puts the worktree back to the state saved under `saved_ref` by `restore`: the branch
+/// at the saved HEAD, the files (uncommitted edits and untracked files included) as they
+/// were. The state it replaces is saved under `new_saved_ref`.
+pub async fn undo_restore(repo: &Repo, saved_ref: &str, new_saved_ref: &str) -> GitResult<String> {
+    let saved = repo
+        .git(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &format!("{saved_ref}^{{commit}}"),
+        ])
+        .await
+        .map_err(|_| GitError::Failed("the saved state of the rewind is gone".into()))?;
+    let head = repo
+        .git(&["rev-parse", "--verify", &format!("{saved}^1")])
+        .await?;
+    save_state(repo, new_saved_ref).await?;
+    repo.git(&["reset", "--hard", "--quiet", &head]).await?;
+    repo.git(&["clean", "-f", "-d", "--quiet"]).await?;
+    // Files of the saved state, left unstaged as they were.
+    repo.git(&["checkout", &saved, "--", "."]).await?;
+    let deleted = repo
+        .git(&[
+            "diff",
+            "--name-only",
+            "--no-renames",
+            "--diff-filter=D",
+            &head,
+            &saved,
+        ])
+        .await?;
+    for path in deleted.lines().filter(|l| !l.is_empty()) {
+        let _ = std::fs::remove_file(repo.dir.join(path));
+    }
+    repo.git(&["reset", "--quiet"]).await?;
+    Ok(head)
+}
+
+/// Creates `branch` at `commit`; an existing branch is `BranchExists`.
+pub async fn create_branch(repo: &Repo, branch: &str, commit: &str) -> GitResult<String> {
+    check_branch_name(branch)?;
+    let target = repo.resolve_commit(commit).await?;
+    if repo.branch_exists(branch).await {
+        return Err(GitError::BranchExists);
+    }
+    repo.git(&["branch", "--no-track", "--end-of-options", branch, &target])
+        .await
+        .map_err(|e| match e {
+            GitError::Failed(m) if m.contains("already exists") => GitError::BranchExists,
+            other => other,
+        })?;
+    Ok(target)
+}
+
+/// Adds a linked worktree at `path` on a new `branch` starting at `commit`.
+pub async fn add_worktree(
+    repo: &Repo,
+    path: &Path,
+    branch: &str,
+    commit: &str,
+) -> GitResult<String> {
+    check_branch_name(branch)?;
+    let target = repo.resolve_commit(commit).await?;
+    if repo.branch_exists(branch).await {
+        return Err(GitError::BranchExists);
+    }
+    let path_str = path
+        .to_str()
+        .ok_or_else(|| GitError::Failed("worktree path is not UTF-8".into()))?;
+    repo.git(&[
+        "worktree", "add", "--quiet", "-b", branch, "--", path_str, &target,
+    ])
+    .await?;
+    Ok(target)
+}

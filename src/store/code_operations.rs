@@ -1,0 +1,24 @@
+//! Code operation rows.
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use uuid::Uuid;
+
+use crate::entities::code_operation::{Column, Entity, Model};
+use crate::error::AppResult;
+
+pub async fn insert(db: &impl ConnectionTrait, model: Model) -> AppResult<Model> {
+    Ok(Entity::insert(model.into_active_model())
+        .exec_with_returning(db)
+        .await?)
+}
+
+pub async fn by_id(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    id: Uuid,
+) -> AppResult<Option<Model>> {
+    Ok(Entity::find_by_id(id)
+        .filter(Column::OwnerId.eq(owner_id))
+        .one(db)
+        .await?)
+}
