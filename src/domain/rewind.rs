@@ -96,8 +96,13 @@ pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> A
         Some(txn) => lock_for_change(txn, viewer, task_id).await?,
         None => lock_for_change(app.store.db(), viewer, task_id).await?,
     };
-    let view = conversations::view(app.store.db(), task.conversation_id).await?;
-    let keep = kept(view.length, input.to_message_index, input.by_message_count)?;
+    let pre_head = task.conversation_id;
+    let pre_view = conversations::view(app.store.db(), pre_head).await?;
+    let keep = kept(
+        pre_view.length,
+        input.to_message_index,
+        input.by_message_count,
+    )?;
     let mut ran = None;
     if input.rewind_code {
         if status_of(&task)? == TaskStatus::Running {
@@ -106,7 +111,8 @@ pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> A
             ));
         }
         let applies =
-            code::newest_prefix_checkpoint(app.store.db(), viewer, task_id, &view, keep).await?;
+            code::newest_prefix_checkpoint(app.store.db(), viewer, task_id, &pre_view, keep)
+                .await?;
         if let (Some((cp, _)), Some(dir)) = (applies, code::code_dir(&task)) {
             ran = Some(code::restore(app, viewer, task_id, &dir, &cp.commit_sha).await?);
         }
@@ -114,20 +120,18 @@ pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> A
     let txn = code::recording_txn(app, held).await?;
     let recorded = async {
         let (mut now_task, contract) = lock_for_change(&txn, viewer, task_id).await?;
-        let head = conversations::by_id(&txn, now_task.conversation_id).await?;
-        if now_task.conversation_id != task.conversation_id || head.length != view.length {
+        // Decided again under the lock, so a racing append lands wholly before or after.
+        let head = now_task.conversation_id;
+        let view = conversations::view(&txn, head).await?;
+        let keep = kept(view.length, input.to_message_index, input.by_message_count)?;
+        if ran.is_some() && (head != pre_head || view.length != pre_view.length) {
             return Err(AppError::conflict(
-                "the conversation changed while rewinding; try again",
+                "the conversation changed while its code was rewound; try again",
             ));
         }
-        let new_head = conversations::branch_at(
-            &txn,
-            viewer.owner_id,
-            task_id,
-            view.snapshot_segment(head.id, keep),
-            keep,
-        )
-        .await?;
+        let segment = view.snapshot_segment(head, keep);
+        let new_head =
+            conversations::branch_at(&txn, viewer.owner_id, task_id, segment, keep).await?;
         now_task.conversation_id = new_head.id;
         now_task.updated_at = crate::time::now();
         let now_task = tasks::update(&txn, now_task).await?;
@@ -145,21 +149,18 @@ pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> A
                     "newMessageCount": keep,
                     "messagesRemoved": view.length - keep,
                     "codeOperationId": op.as_ref().map(|o| o.id.to_string()),
-                    "previousConversationId": head.id.to_string(),
+                    "previousConversationId": head.to_string(),
                     "conversationId": new_head.id.to_string(),
                     "savedRef": op.as_ref().and_then(|o| o.saved_ref.clone()),
                 }),
             },
         )
         .await?;
-        Ok((
-            event,
-            op,
-            contract.map(|c| c.id).filter(|_| now_task.is_supervisor),
-        ))
+        let contract_id = contract.map(|c| c.id).filter(|_| now_task.is_supervisor);
+        Ok((event, op, contract_id, view.length, keep))
     }
     .await;
-    let (event, op, contract_id) = match recorded {
+    let (event, op, contract_id, length, keep) = match recorded {
         Ok(r) => r,
         Err(e) => return code::abort(app, ran, e).await,
     };
@@ -167,7 +168,7 @@ pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> A
     Ok(Rewound {
         contract_id,
         task_id,
-        messages_removed: view.length - keep,
+        messages_removed: length - keep,
         new_message_count: keep,
         code_operation: op,
         event,
