@@ -292,30 +292,40 @@ pub async fn record(
     }
 }
 
-/// Commits; when the commit fails, the git step is undone so nothing changed.
-pub async fn commit(
+/// Ends an operation whose rows were written in `txn` (`recorded`, led by its history
+/// event): commits, or, when recording or committing failed, undoes the git step so
+/// nothing changed.
+pub async fn settle<T>(
     app: &App,
     txn: DatabaseTransaction,
-    event: &history_event::Model,
     ran: Option<Ran>,
-) -> AppResult<()> {
-    match app.store.commit(txn, event).await {
-        Ok(()) => Ok(()),
-        Err(err) => {
-            if let Some(ran) = ran {
-                ran.undo(app).await;
-            }
-            Err(err)
-        }
-    }
-}
-
-/// Fails after a git step: undo it, then return the error.
-pub async fn abort<T>(app: &App, ran: Option<Ran>, err: AppError) -> AppResult<T> {
-    if let Some(ran) = ran {
+    recorded: AppResult<(history_event::Model, T)>,
+) -> AppResult<(history_event::Model, T)> {
+    let outcome = match recorded {
+        Ok((event, rest)) => app.store.commit(txn, &event).await.map(|()| (event, rest)),
+        Err(err) => Err(err),
+    };
+    if outcome.is_err()
+        && let Some(ran) = ran
+    {
         ran.undo(app).await;
     }
-    Err(err)
+    outcome
+}
+
+/// The task as it stands before a git step, read under the cross-process lock when
+/// there is one.
+pub async fn read_task(
+    app: &App,
+    viewer: &Viewer,
+    task_id: Uuid,
+    held: Option<&DatabaseTransaction>,
+) -> AppResult<task::Model> {
+    let (task, _) = match held {
+        Some(txn) => super::tasks::lock_for_change(txn, viewer, task_id).await?,
+        None => super::tasks::lock_for_change(app.store.db(), viewer, task_id).await?,
+    };
+    Ok(task)
 }
 
 /// A checkpoint given for `task_id`: another owner's or a missing one is NOT_FOUND,

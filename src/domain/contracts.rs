@@ -3,7 +3,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::kinds::{ContractStatus, HistoryEventType, TaskStatus};
+use super::kinds::{ContractStatus, HistoryEventType};
 use super::{App, Viewer, limits, paths};
 use crate::entities::{contract, supervisor_state, task};
 use crate::error::{AppError, AppResult};
@@ -59,33 +59,19 @@ pub async fn create(
     tasks::insert(
         &txn,
         task::Model {
-            id: task_id,
-            owner_id: viewer.owner_id,
             contract_id: Some(contract_id),
-            parent_task_id: None,
             is_supervisor: true,
-            name: supervisor_name
-                .chars()
-                .take(limits::MAX_NAME_CHARS)
-                .collect(),
-            plan: None,
-            status: TaskStatus::Pending.as_str().into(),
-            daemon_id: None,
             repository,
-            worktree_path: None,
-            branch: None,
-            base_branch: None,
-            forked_from_task_id: None,
-            fork_checkpoint_id: None,
-            fork_message_count: None,
-            continued_from_task_id: None,
-            conversation_id: conversation.id,
-            event_count: 0,
-            checkpoint_count: 0,
-            created_at: at,
-            updated_at: at,
-            started_at: None,
-            completed_at: None,
+            ..tasks::new_row(
+                viewer.owner_id,
+                task_id,
+                supervisor_name
+                    .chars()
+                    .take(limits::MAX_NAME_CHARS)
+                    .collect(),
+                conversation.id,
+                at,
+            )
         },
     )
     .await?;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::code::{self, Ran};
 use super::contracts::ensure_not_archived;
-use super::kinds::{HistoryEventType, TaskStatus};
+use super::kinds::HistoryEventType;
 use super::tasks::lock_for_change;
 use super::{App, Viewer, limits};
 use crate::entities::{checkpoint, code_operation, task};
@@ -105,15 +105,9 @@ pub async fn fork_task(app: &App, viewer: &Viewer, input: Fork) -> AppResult<For
         let fork = tasks::insert(
             &txn,
             task::Model {
-                id: fork_id,
-                owner_id: viewer.owner_id,
                 contract_id: source.contract_id,
                 parent_task_id: source.parent_task_id,
-                is_supervisor: false,
-                name,
                 plan: source.plan.clone(),
-                status: TaskStatus::Pending.as_str().into(),
-                daemon_id: None,
                 repository: source.repository.clone(),
                 worktree_path: worktree,
                 branch: ran.as_ref().and_then(|r| r.op.branch.clone()),
@@ -121,14 +115,7 @@ pub async fn fork_task(app: &App, viewer: &Viewer, input: Fork) -> AppResult<For
                 forked_from_task_id: Some(source.id),
                 fork_checkpoint_id: applies.as_ref().map(|c| c.id),
                 fork_message_count: Some(count),
-                continued_from_task_id: None,
-                conversation_id: conversation.id,
-                event_count: 0,
-                checkpoint_count: 0,
-                created_at: at,
-                updated_at: at,
-                started_at: None,
-                completed_at: None,
+                ..tasks::new_row(viewer.owner_id, fork_id, name, conversation.id, at)
             },
         )
         .await?;
@@ -151,14 +138,10 @@ pub async fn fork_task(app: &App, viewer: &Viewer, input: Fork) -> AppResult<For
             },
         )
         .await?;
-        Ok((event, op, fork))
+        Ok((event, (op, fork)))
     }
     .await;
-    let (event, op, fork) = match recorded {
-        Ok(r) => r,
-        Err(e) => return code::abort(app, ran, e).await,
-    };
-    code::commit(app, txn, &event, ran).await?;
+    let (_, (op, fork)) = code::settle(app, txn, ran, recorded).await?;
     Ok(Forked {
         task: fork,
         checkpoint_id: applies.map(|c| c.id),
@@ -208,14 +191,10 @@ pub async fn branch_from_checkpoint(
             },
         )
         .await?;
-        Ok((event, op))
+        Ok((event, (op)))
     }
     .await;
-    let (event, op) = match recorded {
-        Ok(r) => r,
-        Err(e) => return code::abort(app, Some(ran), e).await,
-    };
-    code::commit(app, txn, &event, Some(ran)).await?;
+    let (_, op) = code::settle(app, txn, Some(ran), recorded).await?;
     Ok(Branched {
         checkpoint: cp,
         code_operation: op,

@@ -116,10 +116,7 @@ pub async fn resume_supervisor(
     } else {
         None
     };
-    let (task, _) = match &held {
-        Some(txn) => lock_for_change(txn, viewer, task_id).await?,
-        None => lock_for_change(app.store.db(), viewer, task_id).await?,
-    };
+    let task = code::read_task(app, viewer, task_id, held.as_ref()).await?;
     ensure_resumable(&task)?;
 
     let mut target = None;
@@ -213,14 +210,10 @@ pub async fn resume_supervisor(
             },
         )
         .await?;
-        Ok((event, op, task, resumed_from))
+        Ok((event, (op, task, resumed_from)))
     }
     .await;
-    let (event, op, task, resumed_from) = match recorded {
-        Ok(r) => r,
-        Err(e) => return code::abort(app, ran, e).await,
-    };
-    code::commit(app, txn, &event, ran).await?;
+    let (_, (op, task, resumed_from)) = code::settle(app, txn, ran, recorded).await?;
     Ok(SupervisorResumed {
         task,
         resumed_from,
@@ -247,10 +240,7 @@ pub async fn resume_task(
     } else {
         None
     };
-    let (task, _) = match &held {
-        Some(txn) => lock_for_change(txn, viewer, task_id).await?,
-        None => lock_for_change(app.store.db(), viewer, task_id).await?,
-    };
+    let task = code::read_task(app, viewer, task_id, held.as_ref()).await?;
     ensure_resumable(&task)?;
     let mut target = None;
     let mut ran: Option<Ran> = None;
@@ -299,14 +289,10 @@ pub async fn resume_task(
             },
         )
         .await?;
-        Ok((event, op, task))
+        Ok((event, (op, task)))
     }
     .await;
-    let (event, op, task) = match recorded {
-        Ok(r) => r,
-        Err(e) => return code::abort(app, ran, e).await,
-    };
-    code::commit(app, txn, &event, ran).await?;
+    let (_, (op, task)) = code::settle(app, txn, ran, recorded).await?;
     Ok(TaskResumed {
         task,
         code_operation: op,

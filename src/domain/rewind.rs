@@ -92,10 +92,7 @@ pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> A
     } else {
         None
     };
-    let (task, _) = match &held {
-        Some(txn) => lock_for_change(txn, viewer, task_id).await?,
-        None => lock_for_change(app.store.db(), viewer, task_id).await?,
-    };
+    let task = code::read_task(app, viewer, task_id, held.as_ref()).await?;
     let pre_head = task.conversation_id;
     let pre_view = conversations::view(app.store.db(), pre_head).await?;
     let keep = kept(
@@ -157,14 +154,10 @@ pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> A
         )
         .await?;
         let contract_id = contract.map(|c| c.id).filter(|_| now_task.is_supervisor);
-        Ok((event, op, contract_id, view.length, keep))
+        Ok((event, (op, contract_id, view.length, keep)))
     }
     .await;
-    let (event, op, contract_id, length, keep) = match recorded {
-        Ok(r) => r,
-        Err(e) => return code::abort(app, ran, e).await,
-    };
-    code::commit(app, txn, &event, ran).await?;
+    let (event, (op, contract_id, length, keep)) = code::settle(app, txn, ran, recorded).await?;
     Ok(Rewound {
         contract_id,
         task_id,
@@ -221,10 +214,7 @@ pub async fn restore_conversation(
         task.conversation_id == rewound_head
             && Some(length as i64) == data["newMessageCount"].as_i64()
     };
-    let (task, _) = match &held {
-        Some(txn) => lock_for_change(txn, viewer, task_id).await?,
-        None => lock_for_change(app.store.db(), viewer, task_id).await?,
-    };
+    let task = code::read_task(app, viewer, task_id, held.as_ref()).await?;
     let head = conversations::by_id(app.store.db(), task.conversation_id).await?;
     if !unchanged(&task, head.length) {
         return Err(AppError::conflict(
@@ -268,14 +258,10 @@ pub async fn restore_conversation(
             },
         )
         .await?;
-        Ok((event, op, previous.length))
+        Ok((event, (op, previous.length)))
     }
     .await;
-    let (event, op, message_count) = match recorded {
-        Ok(r) => r,
-        Err(e) => return code::abort(app, ran, e).await,
-    };
-    code::commit(app, txn, &event, ran).await?;
+    let (event, (op, message_count)) = code::settle(app, txn, ran, recorded).await?;
     Ok(Restored {
         message_count,
         event,
@@ -301,10 +287,7 @@ pub async fn rewind_task(
 ) -> AppResult<TaskRewound> {
     let _guard = app.locks.task(task_id).await;
     let held = code::cross_process_lock(app, task_id).await?;
-    let (task, _) = match &held {
-        Some(txn) => lock_for_change(txn, viewer, task_id).await?,
-        None => lock_for_change(app.store.db(), viewer, task_id).await?,
-    };
+    let task = code::read_task(app, viewer, task_id, held.as_ref()).await?;
     let not_running = |t: &task::Model| match status_of(t) {
         Ok(TaskStatus::Running) => Err(AppError::conflict(
             "the task is RUNNING; stop it before rewinding it",
@@ -354,14 +337,10 @@ pub async fn rewind_task(
             },
         )
         .await?;
-        Ok((event, op, now_task))
+        Ok((event, (op, now_task)))
     }
     .await;
-    let (event, op, task) = match recorded {
-        Ok(r) => r,
-        Err(e) => return code::abort(app, ran, e).await,
-    };
-    code::commit(app, txn, &event, ran).await?;
+    let (_, (op, task)) = code::settle(app, txn, ran, recorded).await?;
     Ok(TaskRewound {
         task,
         checkpoint: cp,

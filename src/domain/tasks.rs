@@ -161,15 +161,9 @@ pub async fn create(
         let task = tasks::insert(
             &txn,
             task::Model {
-                id: task_id,
-                owner_id,
                 contract_id,
                 parent_task_id: input.parent_task_id,
-                is_supervisor: false,
-                name: input.name.clone(),
                 plan: input.plan,
-                status: TaskStatus::Pending.as_str().into(),
-                daemon_id: None,
                 repository,
                 worktree_path: match &ran {
                     Some(_) => Some(
@@ -186,17 +180,8 @@ pub async fn create(
                 base_branch: input
                     .base_branch
                     .or_else(|| source.as_ref().and_then(|s| s.branch.clone())),
-                forked_from_task_id: None,
-                fork_checkpoint_id: None,
-                fork_message_count: None,
                 continued_from_task_id: source.as_ref().map(|s| s.id),
-                conversation_id: conversation.id,
-                event_count: 0,
-                checkpoint_count: 0,
-                created_at: at,
-                updated_at: at,
-                started_at: None,
-                completed_at: None,
+                ..tasks::new_row(owner_id, task_id, input.name.clone(), conversation.id, at)
             },
         )
         .await?;
@@ -218,14 +203,10 @@ pub async fn create(
             },
         )
         .await?;
-        Ok((event, task, op))
+        Ok((event, (task, op)))
     }
     .await;
-    let (event, task, op) = match recorded {
-        Ok(r) => r,
-        Err(e) => return code::abort(app, ran, e).await,
-    };
-    code::commit(app, txn, &event, ran).await?;
+    let (_, (task, op)) = code::settle(app, txn, ran, recorded).await?;
     Ok((task, op))
 }
 

@@ -12,6 +12,43 @@ use crate::domain::kinds::TaskStatus;
 use crate::entities::task::{Column, Entity, Model};
 use crate::error::AppResult;
 
+/// A new PENDING task with no contract, repository, lineage, events or checkpoints;
+/// callers set what differs with struct update syntax.
+pub fn new_row(
+    owner_id: Uuid,
+    id: Uuid,
+    name: String,
+    conversation_id: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Model {
+    Model {
+        id,
+        owner_id,
+        contract_id: None,
+        parent_task_id: None,
+        is_supervisor: false,
+        name,
+        plan: None,
+        status: TaskStatus::Pending.as_str().into(),
+        daemon_id: None,
+        repository: None,
+        worktree_path: None,
+        branch: None,
+        base_branch: None,
+        forked_from_task_id: None,
+        fork_checkpoint_id: None,
+        fork_message_count: None,
+        continued_from_task_id: None,
+        conversation_id,
+        event_count: 0,
+        checkpoint_count: 0,
+        created_at: at,
+        updated_at: at,
+        started_at: None,
+        completed_at: None,
+    }
+}
+
 pub async fn insert(db: &impl ConnectionTrait, model: Model) -> AppResult<Model> {
     Ok(Entity::insert(model.into_active_model())
         .exec_with_returning(db)
