@@ -11,7 +11,8 @@ const STATUS: &str = "mutation($t: ID!, $s: TaskStatus!) { updateTaskStatus(inpu
 const RESUME_SUP: &str = "mutation($i: ResumeSupervisorInput!) { resumeSupervisor(input: $i) {
     supervisorTask { id status completedAt } daemonId status
     resumedFrom { phase lastActivity messageCount } codeOperation { kind commitSha } } }";
-const RESUME_TASK: &str = "mutation($t: ID!, $c: ID) { resumeTask(input: {taskId: $t, fromCheckpointId: $c}) {
+const RESUME_TASK: &str =
+    "mutation($t: ID!, $c: ID) { resumeTask(input: {taskId: $t, fromCheckpointId: $c}) {
     task { status completedAt } codeOperation { kind commitSha } } }";
 
 async fn set_status(t: &TestApp, task: &str, statuses: &[&str]) {
@@ -35,11 +36,19 @@ async fn checkpoint(t: &TestApp, task: &str, sha: &str) -> String {
             json!({ "t": task, "s": sha }),
         )
         .await;
-    d["recordCheckpoint"]["checkpoint"]["id"].as_str().unwrap().into()
+    d["recordCheckpoint"]["checkpoint"]["id"]
+        .as_str()
+        .unwrap()
+        .into()
 }
 
 async fn last_event(t: &TestApp) -> Value {
-    let d = t.ok("{ timeline(last: 1) { nodes { type data phase } } }", json!({})).await;
+    let d = t
+        .ok(
+            "{ timeline(last: 1) { nodes { type data phase } } }",
+            json!({}),
+        )
+        .await;
     d["timeline"]["nodes"][0].clone()
 }
 
@@ -51,7 +60,12 @@ async fn conversation(t: &TestApp, contract: &str) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|n| (n["phase"].as_str().unwrap().to_owned(), n["content"][0]["text"].as_str().unwrap().to_owned()))
+        .map(|n| {
+            (
+                n["phase"].as_str().unwrap().to_owned(),
+                n["content"][0]["text"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -69,14 +83,27 @@ async fn continue_resumes_only_stopped_supervisors() {
     let r = &d["resumeSupervisor"];
     assert_eq!(r["status"], "PENDING");
     assert_eq!(r["supervisorTask"]["status"], "PENDING");
-    assert!(r["supervisorTask"]["completedAt"].is_null(), "a resume clears completedAt");
+    assert!(
+        r["supervisorTask"]["completedAt"].is_null(),
+        "a resume clears completedAt"
+    );
     assert_eq!(r["resumedFrom"]["phase"], "research");
     assert_eq!(r["resumedFrom"]["messageCount"], 1);
     assert!(r["codeOperation"].is_null());
     let e = last_event(&t).await;
     assert_eq!(e["type"], "SUPERVISOR_RESUMED");
-    for key in ["mode", "fromStatus", "checkpointId", "messageCount", "codeOperationId"] {
-        assert!(e["data"].get(key).is_some(), "{key} missing in {}", e["data"]);
+    for key in [
+        "mode",
+        "fromStatus",
+        "checkpointId",
+        "messageCount",
+        "codeOperationId",
+    ] {
+        assert!(
+            e["data"].get(key).is_some(),
+            "{key} missing in {}",
+            e["data"]
+        );
     }
     assert_eq!(e["data"]["mode"], "CONTINUE");
     assert_eq!(e["data"]["fromStatus"], "FAILED");
@@ -84,10 +111,19 @@ async fn continue_resumes_only_stopped_supervisors() {
     set_status(&t, &sup, &["RUNNING", "DONE"]).await;
     t.fails("CONFLICT", RESUME_SUP, input).await;
     // Argument rules.
-    t.fails("BAD_USER_INPUT", RESUME_SUP, json!({ "i": { "contractId": contract, "mode": "FROM_CHECKPOINT" } })).await;
+    t.fails(
+        "BAD_USER_INPUT",
+        RESUME_SUP,
+        json!({ "i": { "contractId": contract, "mode": "FROM_CHECKPOINT" } }),
+    )
+    .await;
     let cp = checkpoint(&t, &sup, "abcdef1").await;
-    t.fails("BAD_USER_INPUT", RESUME_SUP, json!({ "i": { "contractId": contract, "mode": "CONTINUE", "checkpointId": cp } }))
-        .await;
+    t.fails(
+        "BAD_USER_INPUT",
+        RESUME_SUP,
+        json!({ "i": { "contractId": contract, "mode": "CONTINUE", "checkpointId": cp } }),
+    )
+    .await;
     t.fails("NOT_FOUND", RESUME_SUP, json!({ "i": { "contractId": "01936c4e-0000-7000-8000-000000000000", "mode": "CONTINUE" } }))
         .await;
 }
@@ -98,11 +134,23 @@ async fn of_fifty_concurrent_resumes_exactly_one_wins() {
     let (contract, sup) = t.create_contract("c").await;
     set_status(&t, &sup, &["RUNNING", "INTERRUPTED"]).await;
     let input = json!({ "i": { "contractId": contract, "mode": "CONTINUE" } });
-    let replies = futures_util::future::join_all((0..50).map(|_| t.post(RESUME_SUP, input.clone()))).await;
-    let wins = replies.iter().filter(|r| r.body.get("errors").is_none()).count();
-    let conflicts = replies.iter().filter(|r| r.code() == Some("CONFLICT")).count();
+    let replies =
+        futures_util::future::join_all((0..50).map(|_| t.post(RESUME_SUP, input.clone()))).await;
+    let wins = replies
+        .iter()
+        .filter(|r| r.body.get("errors").is_none())
+        .count();
+    let conflicts = replies
+        .iter()
+        .filter(|r| r.code() == Some("CONFLICT"))
+        .count();
     assert_eq!((wins, conflicts), (1, 49));
-    let resumed = t.timeline_types().await.iter().filter(|t| *t == "SUPERVISOR_RESUMED").count();
+    let resumed = t
+        .timeline_types()
+        .await
+        .iter()
+        .filter(|t| *t == "SUPERVISOR_RESUMED")
+        .count();
     assert_eq!(resumed, 1);
 }
 
@@ -119,11 +167,22 @@ async fn restart_phase_drops_the_latest_run_of_the_current_phase() {
         say(&t, &sup, m).await;
     }
     set_status(&t, &sup, &["INTERRUPTED"]).await;
-    let d = t.ok(RESUME_SUP, json!({ "i": { "contractId": contract, "mode": "RESTART_PHASE" } })).await;
+    let d = t
+        .ok(
+            RESUME_SUP,
+            json!({ "i": { "contractId": contract, "mode": "RESTART_PHASE" } }),
+        )
+        .await;
     assert_eq!(d["resumeSupervisor"]["resumedFrom"]["messageCount"], 5);
     assert_eq!(d["resumeSupervisor"]["resumedFrom"]["phase"], "plan");
     let conv = conversation(&t, &contract).await;
-    assert_eq!(conv, [("research".into(), "r1".into()), ("research".into(), "r2".into())]);
+    assert_eq!(
+        conv,
+        [
+            ("research".into(), "r1".into()),
+            ("research".into(), "r2".into())
+        ]
+    );
     assert_eq!(last_event(&t).await["data"]["messageCount"], 2);
 }
 
@@ -137,8 +196,14 @@ async fn from_checkpoint_moves_conversation_phase_and_code() {
             json!({ "r": repo.path() }),
         )
         .await;
-    let contract = d["createContract"]["contract"]["id"].as_str().unwrap().to_owned();
-    let sup = d["createContract"]["contract"]["supervisor"]["task"]["id"].as_str().unwrap().to_owned();
+    let contract = d["createContract"]["contract"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sup = d["createContract"]["contract"]["supervisor"]["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     set_status(&t, &sup, &["RUNNING"]).await;
     say(&t, &sup, "research done").await;
     let a = repo.commit("A", &[("spec.md", "v1")]);
@@ -161,9 +226,20 @@ async fn from_checkpoint_moves_conversation_phase_and_code() {
     assert_eq!(r["codeOperation"]["commitSha"], a);
     assert_eq!(repo.read("spec.md").as_deref(), Some("v1"));
     assert_eq!(repo.read("code.rs"), None);
-    assert_eq!(conversation(&t, &contract).await, [("research".into(), "research done".into())]);
-    let d = t.ok("query($id: ID!) { contract(id: $id) { phase supervisor { status } } }", json!({ "id": contract })).await;
-    assert_eq!(d["contract"]["phase"], "research", "the phase goes back to the checkpoint's last message");
+    assert_eq!(
+        conversation(&t, &contract).await,
+        [("research".into(), "research done".into())]
+    );
+    let d = t
+        .ok(
+            "query($id: ID!) { contract(id: $id) { phase supervisor { status } } }",
+            json!({ "id": contract }),
+        )
+        .await;
+    assert_eq!(
+        d["contract"]["phase"], "research",
+        "the phase goes back to the checkpoint's last message"
+    );
     assert_eq!(d["contract"]["supervisor"]["status"], "PENDING");
 }
 
@@ -180,7 +256,10 @@ async fn resume_task_with_and_without_a_checkpoint() {
     assert!(d["resumeTask"]["codeOperation"].is_null());
     let e = last_event(&t).await;
     assert_eq!(e["type"], "TASK_RESUMED");
-    assert_eq!(e["data"], json!({ "fromStatus": "PAUSED", "checkpointId": null, "codeOperationId": null }));
+    assert_eq!(
+        e["data"],
+        json!({ "fromStatus": "PAUSED", "checkpointId": null, "codeOperationId": null })
+    );
 
     // From a checkpoint: conversation and code move there first.
     let repo = TestRepo::new(&t.app.workspace_root, "repo");
@@ -199,7 +278,12 @@ async fn resume_task_with_and_without_a_checkpoint() {
     assert_eq!(d["resumeTask"]["codeOperation"]["commitSha"], a);
     assert!(d["resumeTask"]["task"]["completedAt"].is_null());
     assert_eq!(repo.read("f").as_deref(), Some("1"));
-    let d = t.ok("query($id: ID!) { task(id: $id) { conversation { totalCount } } }", json!({ "id": task })).await;
+    let d = t
+        .ok(
+            "query($id: ID!) { task(id: $id) { conversation { totalCount } } }",
+            json!({ "id": task }),
+        )
+        .await;
     assert_eq!(d["task"]["conversation"]["totalCount"], 1);
     set_status(&t, &task, &["RUNNING", "DONE"]).await;
     t.fails("CONFLICT", RESUME_TASK, json!({ "t": task })).await;

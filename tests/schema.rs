@@ -4,7 +4,8 @@
 #[test]
 fn schema_file_matches_the_code() {
     let sdl = makima::graphql::sdl();
-    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).expect("schema.graphql");
+    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+        .expect("schema.graphql");
     assert!(
         sdl == file,
         "schema.graphql is stale: run `cargo run -- export-schema > schema.graphql`"
@@ -22,8 +23,13 @@ fn every_type_and_field_is_documented() {
             break;
         }
         let is_def = t.starts_with("type ") || t.starts_with("input ") || t.starts_with("enum ");
-        let is_field = line.starts_with('\t') && t.contains(':') && !t.starts_with('"') && !t.starts_with('#');
-        if (is_def || is_field) && !["type Query", "type Mutation"].iter().any(|r| t.starts_with(r)) {
+        let is_field =
+            line.starts_with('\t') && t.contains(':') && !t.starts_with('"') && !t.starts_with('#');
+        if (is_def || is_field)
+            && !["type Query", "type Mutation"]
+                .iter()
+                .any(|r| t.starts_with(r))
+        {
             let prev = i.checked_sub(1).map(|j| lines[j].trim()).unwrap_or("");
             if !prev.ends_with('"') {
                 undocumented.push(t.to_owned());
