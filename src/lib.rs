@@ -9,6 +9,7 @@ pub mod demo;
 pub mod domain;
 pub mod entities;
 pub mod error;
+pub mod events;
 pub mod git;
 pub mod graphql;
 pub mod server;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use makima::config::{ApiKeyCommand, Cli, Command, ServeArgs};
 use makima::error::AppError;
-use makima::server::{AppState, auth, router};
+use makima::server::{AppState, auth};
 use makima::store::{Store, StoreOptions, owners};
 use tracing_subscriber::EnvFilter;
 
@@ -38,8 +38,7 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
         .local_addr()
         .map_err(|e| AppError::internal(e.to_string()))?;
     tracing::info!("makima listening; GraphiQL at http://{addr}/graphql");
-    axum::serve(listener, router(AppState::new(app)))
-        .with_graceful_shutdown(shutdown_signal())
+    makima::server::serve(listener, AppState::new(app), shutdown_signal())
         .await
         .map_err(|e| AppError::internal(format!("server: {e}")))
 }

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_initial;
 mod m20261125_000002_code_operations;
+mod m20261126_000003_history_tail_index;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_initial::Migration),
             Box::new(m20261125_000002_code_operations::Migration),
+            Box::new(m20261126_000003_history_tail_index::Migration),
         ]
     }
 }

@@ -74,6 +74,19 @@ impl PageArgs {
     }
 }
 
+impl PageArgs {
+    /// `window`, with cursors decoded as the list-specific key `K` and unwrapped by `f`.
+    pub fn window_of<K: Cursor, T>(&self, f: impl Fn(K) -> T) -> AppResult<Window<T>> {
+        let w = self.window::<K>()?;
+        Ok(Window {
+            after: w.after.map(&f),
+            before: w.before.map(&f),
+            limit: w.limit,
+            from_end: w.from_end,
+        })
+    }
+}
+
 /// Information about a page, for fetching the next or previous one.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct PageInfo {

@@ -62,6 +62,43 @@ impl Cursor for i64 {
     }
 }
 
+/// Declares a key type whose cursors carry their own tag, for lists that share a key
+/// type with another list (a contract's id, a checkpoint's id or number): a cursor of
+/// one of those lists is then refused by the others.
+macro_rules! list_key {
+    ($(#[$meta:meta])* $name:ident($inner:ty), $tag:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct $name(pub $inner);
+
+        impl Cursor for $name {
+            const TAG: &'static str = $tag;
+            fn to_text(&self) -> String {
+                self.0.to_text()
+            }
+            fn from_text(s: &str) -> Option<Self> {
+                <$inner as Cursor>::from_text(s).map($name)
+            }
+        }
+    };
+}
+
+list_key!(
+    /// Pages `contracts`.
+    ContractKey(Uuid),
+    "contract"
+);
+list_key!(
+    /// Pages `Contract.checkpoints` (checkpoint ids).
+    CheckpointKey(Uuid),
+    "checkpoint"
+);
+list_key!(
+    /// Pages `Task.checkpoints` (checkpoint numbers).
+    CheckpointNumber(i32),
+    "cpn"
+);
+
 impl Cursor for TimelineCursor {
     const TAG: &'static str = "tl";
     fn to_text(&self) -> String {
@@ -89,5 +126,14 @@ mod tests {
         assert_eq!(i32::decode(&7i32.encode()).unwrap(), 7);
         let id = Uuid::now_v7();
         assert_eq!(Uuid::decode(&id.encode()).unwrap(), id);
+        // Lists that share a key type still refuse each other's cursors.
+        assert!(ContractKey::decode(&id.encode()).is_err());
+        assert!(CheckpointKey::decode(&ContractKey(id).encode()).is_err());
+        assert!(i32::decode(&CheckpointNumber(3).encode()).is_err());
+        assert!(CheckpointNumber::decode(&3i32.encode()).is_err());
+        assert_eq!(
+            CheckpointNumber::decode(&CheckpointNumber(3).encode()).unwrap(),
+            CheckpointNumber(3)
+        );
     }
 }

@@ -58,6 +58,16 @@ fn alias_count(doc: &ExecutableDocument) -> usize {
     operations + fragments
 }
 
+/// Why a document failed the parse step: it does not parse (`PARSE_FAILED`), or it
+/// parses but nests deeper than async-graphql's recursion limit, a depth limit like
+/// ours (`VALIDATION_FAILED`).
+fn failure_code(query: &str) -> &'static str {
+    match async_graphql::parser::parse_query(query) {
+        Ok(_) | Err(async_graphql::parser::Error::RecursionLimitExceeded) => VALIDATION_FAILED,
+        Err(_) => PARSE_FAILED,
+    }
+}
+
 #[async_trait::async_trait]
 impl Extension for DocumentRules {
     async fn parse_query(
@@ -70,7 +80,7 @@ impl Extension for DocumentRules {
         let doc = next
             .run(ctx, query, variables)
             .await
-            .map_err(|e| with_code(e, PARSE_FAILED))?;
+            .map_err(|e| with_code(e, failure_code(query)))?;
         if alias_count(&doc) > MAX_ALIASES {
             return Err(with_code(
                 ServerError::new(

@@ -1,9 +1,18 @@
 //! DataLoaders for every relation field. They are made per request for the request's
 //! owner, so every batch query is scoped to that owner and nothing is cached across
 //! owners.
+//!
+//! A batch waits until the request stops asking for keys (see `Activity`), not only
+//! for the loader's 1 ms window: async-graphql yields to the runtime every couple of
+//! list items, so on a slow or busy machine a page of 100 items outlasts the window
+//! and a time-only batch would split into several statements.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::future::BoxFuture;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use uuid::Uuid;
@@ -174,6 +183,45 @@ impl Loader<CheckpointPageKey> for CheckpointPages {
     }
 }
 
+/// Bumped whenever a resolver of the request reaches for a loader (`graphql::loaders`).
+#[derive(Clone, Default)]
+pub struct Activity(Arc<AtomicU64>);
+
+impl Activity {
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// At most this many yields before a batch runs anyway.
+const MAX_WAITS: usize = 100;
+
+/// Spawns a batch once the request's resolvers stopped reaching for loaders for a
+/// whole turn of the runtime, so that every key of the current level is in it.
+fn spawner(
+    activity: Activity,
+) -> impl Fn(BoxFuture<'static, ()>) -> tokio::task::JoinHandle<()> + Send + Sync + 'static {
+    move |batch| {
+        let activity = activity.clone();
+        tokio::spawn(async move {
+            let mut seen = activity.get();
+            for _ in 0..MAX_WAITS {
+                tokio::task::yield_now().await;
+                let now = activity.get();
+                if now == seen {
+                    break;
+                }
+                seen = now;
+            }
+            batch.await
+        })
+    }
+}
+
 /// Every loader of one request.
 pub struct Loaders {
     pub contracts: DataLoader<ById<Contracts>>,
@@ -182,33 +230,40 @@ pub struct Loaders {
     pub supervisors: DataLoader<ById<Supervisors>>,
     pub conversations: DataLoader<ById<Conversations>>,
     pub checkpoint_pages: DataLoader<CheckpointPages>,
+    pub activity: Activity,
 }
 
 impl Loaders {
     pub fn new(store: &Store, owner_id: Uuid) -> Self {
-        fn by_id<T: OwnedRows>(store: &Store, owner_id: Uuid) -> DataLoader<ById<T>> {
+        let activity = Activity::default();
+        fn by_id<T: OwnedRows>(
+            store: &Store,
+            owner_id: Uuid,
+            activity: &Activity,
+        ) -> DataLoader<ById<T>> {
             DataLoader::new(
                 ById {
                     store: store.clone(),
                     owner_id,
                     _rows: PhantomData,
                 },
-                tokio::spawn,
+                spawner(activity.clone()),
             )
         }
         Self {
-            contracts: by_id(store, owner_id),
-            tasks: by_id(store, owner_id),
-            checkpoints: by_id(store, owner_id),
-            supervisors: by_id(store, owner_id),
-            conversations: by_id(store, owner_id),
+            contracts: by_id(store, owner_id, &activity),
+            tasks: by_id(store, owner_id, &activity),
+            checkpoints: by_id(store, owner_id, &activity),
+            supervisors: by_id(store, owner_id, &activity),
+            conversations: by_id(store, owner_id, &activity),
             checkpoint_pages: DataLoader::new(
                 CheckpointPages {
                     store: store.clone(),
                     owner_id,
                 },
-                tokio::spawn,
+                spawner(activity.clone()),
             ),
+            activity,
         }
     }
 }

@@ -8,16 +8,18 @@ pub mod extension;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
+pub mod subscription;
 pub mod types;
 
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, Schema};
 use uuid::Uuid;
 
 use crate::domain::{App, Viewer};
 use crate::error::{AppError, AppResult};
+use crate::events::Events;
 use loaders::Loaders;
 
-pub type MakimaSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type MakimaSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// Limits of API.md: depth 20, complexity 1,000 (GraphiQL's introspection needs at
 /// least depth 15 and complexity 230), 30 aliases (see `extension`).
@@ -26,17 +28,28 @@ pub const MAX_COMPLEXITY: usize = 1000;
 pub const MAX_ALIASES: usize = 30;
 
 pub fn schema(app: Option<App>) -> MakimaSchema {
+    build(app, None)
+}
+
+/// The schema a server runs: with the live fan-out that subscriptions read.
+pub fn live_schema(app: App, events: Events) -> MakimaSchema {
+    build(Some(app), Some(events))
+}
+
+fn build(app: Option<App>, events: Option<Events>) -> MakimaSchema {
     let mut builder = Schema::build(
         query::Query,
         mutation::Mutation::default(),
-        EmptySubscription,
+        subscription::Subscription,
     )
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
-    .validation_mode(async_graphql::ValidationMode::Fast)
     .extension(extension::DocumentRules);
     if let Some(app) = app {
         builder = builder.data(app);
+    }
+    if let Some(events) = events {
+        builder = builder.data(events);
     }
     builder.finish()
 }
@@ -61,7 +74,9 @@ pub fn viewer<'a>(ctx: &Context<'a>) -> AppResult<&'a Viewer> {
 }
 
 pub fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
-    ctx.data_unchecked::<Loaders>()
+    let loaders = ctx.data_unchecked::<Loaders>();
+    loaders.activity.bump();
+    loaders
 }
 
 pub fn owner(ctx: &Context<'_>) -> AppResult<Uuid> {

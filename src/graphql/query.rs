@@ -1,7 +1,7 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use super::connection::PageArgs;
-use super::cursor::Cursor;
+use super::cursor::{ContractKey, Cursor};
 use super::types::checkpoint::Checkpoint;
 use super::types::contract::{Contract, ContractConnection};
 use super::types::filters::{ContractFilter, TaskFilter, TimelineFilter};
@@ -36,7 +36,7 @@ impl Query {
         before: Option<String>,
         filter: Option<ContractFilter>,
     ) -> Result<ContractConnection> {
-        let window = PageArgs::new(first, after, last, before).window()?;
+        let window = PageArgs::new(first, after, last, before).window_of(|k: ContractKey| k.0)?;
         let store = app(ctx).store.clone();
         let owner_id = owner(ctx)?;
         let filter = filter.unwrap_or_default().into_store();
@@ -47,7 +47,7 @@ impl Query {
         });
         Ok(ContractConnection::build(
             page,
-            |c| c.id.encode(),
+            |c| ContractKey(c.id).encode(),
             Contract,
             total,
         ))

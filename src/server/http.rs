@@ -116,7 +116,7 @@ fn parse_variables(
 
 /// Errors that async-graphql raises without a code get one here, so every error a
 /// client sees carries `extensions.code`.
-fn complete_codes(errors: &mut [ServerError]) {
+pub(super) fn complete_codes(errors: &mut [ServerError]) {
     for err in errors {
         let has_code = err
             .extensions

@@ -4,8 +4,11 @@
 pub mod auth;
 mod graphiql;
 mod http;
+pub mod ws;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -13,29 +16,43 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use crate::domain::App;
-use crate::graphql::{MakimaSchema, schema};
+use crate::events::Events;
+use crate::graphql::{MakimaSchema, live_schema};
 
 #[derive(Clone)]
 pub struct AppState {
     pub app: App,
     pub schema: MakimaSchema,
     pub auth: Arc<auth::Authenticator>,
+    /// The live fan-out that subscriptions read.
+    pub events: Events,
+    /// Open WebSocket connections, closed on shutdown.
+    pub ws: ws::Registry,
 }
 
 impl AppState {
     pub fn new(app: App) -> Self {
+        let events = Events::start(app.store.clone());
+        Self::with_events(app, events)
+    }
+
+    /// A state over a fan-out made elsewhere (tests tune its channel).
+    pub fn with_events(app: App, events: Events) -> Self {
         let auth = Arc::new(auth::Authenticator::new(app.store.clone()));
         Self {
-            schema: schema(Some(app.clone())),
+            schema: live_schema(app.clone(), events.clone()),
             app,
             auth,
+            events,
+            ws: ws::Registry::default(),
         }
     }
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/graphql", get(http::graphql).post(http::graphql))
+        .route("/graphql", get(ws::graphql_get).post(http::graphql))
+        .route("/graphql/ws", get(ws::ws_only))
         .route("/graphiql/{name}", get(graphiql::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -48,4 +65,23 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
     }
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets HTTP requests in flight
+/// finish, closes every WebSocket (1001) and waits for them (at most 10 s).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let registry = state.ws.clone();
+    let closing = registry.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.close_all();
+        })
+        .await?;
+    registry.closed(Duration::from_secs(10)).await;
+    Ok(())
 }

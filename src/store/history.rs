@@ -92,7 +92,11 @@ impl Keyset for ByCursor {
 /// The owner's events that match `filter` and are safe to hand out: on PostgreSQL only
 /// those below the oldest transaction still in flight, so that no event can later
 /// appear before a cursor a reader has already seen.
-fn visible(backend: DatabaseBackend, owner_id: Uuid, filter: &TimelineFilter) -> Select<Entity> {
+pub(super) fn visible(
+    backend: DatabaseBackend,
+    owner_id: Uuid,
+    filter: &TimelineFilter,
+) -> Select<Entity> {
     let mut q = Entity::find().filter(Column::OwnerId.eq(owner_id));
     if backend == DatabaseBackend::Postgres {
         q = q.filter(Expr::cust(

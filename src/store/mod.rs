@@ -8,6 +8,7 @@ pub mod conversations;
 pub mod history;
 pub mod idempotency;
 pub mod keyset;
+pub mod live;
 pub mod owners;
 pub mod task_events;
 pub mod tasks;
@@ -31,6 +32,8 @@ use crate::error::{AppError, AppResult};
 pub struct Store {
     db: DatabaseConnection,
     statements: Arc<AtomicU64>,
+    /// Bumped after every commit of a history event (see `commits`).
+    commits: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// How to open the database.
@@ -74,7 +77,11 @@ impl Store {
         db.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
         });
-        Ok(Self { db, statements })
+        Ok(Self {
+            db,
+            statements,
+            commits: Arc::new(tokio::sync::watch::channel(0).0),
+        })
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -113,7 +120,15 @@ impl Store {
         event: &history_event::Model,
     ) -> AppResult<()> {
         txn.commit().await?;
-        self.await_visible(event.tx_id).await
+        let visible = self.await_visible(event.tx_id).await;
+        self.commits.send_modify(|n| *n = n.wrapping_add(1));
+        visible
+    }
+
+    /// A signal that changes after every `commit` of a history event, once the event is
+    /// readable: the live fan-out (`events`) wakes on it instead of polling.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     /// Applies pending migrations. On PostgreSQL an advisory lock keeps two processes

@@ -7,6 +7,10 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod process;
+pub mod ws;
+
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -18,6 +22,10 @@ use tower::ServiceExt;
 
 pub struct TestApp {
     pub router: Router,
+    /// The state behind `router` (its live fan-out and WebSocket registry).
+    pub state: AppState,
+    /// The database URL (SQLite file or this test's PostgreSQL database).
+    pub url: String,
     pub app: App,
     /// The API key of the default owner ("alice").
     pub key: String,
@@ -79,9 +87,12 @@ impl TestApp {
             .await
             .expect("open makima");
         let key = auth::create_key(&app.store, "alice").await.expect("key");
-        let router = router(AppState::new(app.clone()));
+        let state = AppState::new(app.clone());
+        let router = router(state.clone());
         Self {
             router,
+            state,
+            url,
             app,
             key,
             dir,
@@ -554,7 +565,8 @@ impl TestApp {
             json!({ "after": "not a cursor" }),
             json!({ "before": "%%%" }),
             json!({ "first": 5, "after": "" }),
-            json!({ "first": 5, "after": format!("{valid_cursor}x") }),
+            json!({ "first": 5, "after": format!("{valid_cursor}!") }),
+            json!({ "last": 5, "before": format!("!{valid_cursor}") }),
         ];
         for f in foreign {
             cases.push(json!({ "first": 5, "after": f }));

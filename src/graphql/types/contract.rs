@@ -13,7 +13,7 @@ use crate::domain::kinds::ContractStatus;
 use crate::entities::contract;
 use crate::error::AppError;
 use crate::graphql::connection::{PageArgs, TotalCount, connection};
-use crate::graphql::cursor::Cursor;
+use crate::graphql::cursor::{CheckpointKey, Cursor};
 use crate::graphql::{app, loaders, owner, to_id};
 use crate::store::checkpoints;
 
@@ -133,7 +133,7 @@ impl Contract {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<CheckpointConnection> {
-        let window = PageArgs::new(first, after, last, before).window::<Uuid>()?;
+        let window = PageArgs::new(first, after, last, before).window_of(|k: CheckpointKey| k.0)?;
         let store = app(ctx).store.clone();
         let (owner_id, contract_id) = (owner(ctx)?, self.0.id);
         let page = checkpoints::contract_page(store.db(), owner_id, contract_id, &window).await?;
@@ -143,7 +143,7 @@ impl Contract {
         });
         Ok(CheckpointConnection::build(
             page,
-            |c| c.id.encode(),
+            |c| CheckpointKey(c.id).encode(),
             Checkpoint,
             total,
         ))

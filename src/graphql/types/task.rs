@@ -12,7 +12,7 @@ use crate::domain::kinds::TaskStatus;
 use crate::entities::task;
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{PageArgs, TotalCount, connection};
-use crate::graphql::cursor::Cursor;
+use crate::graphql::cursor::{CheckpointNumber, Cursor};
 use crate::graphql::{app, loaders, owner, to_id};
 use crate::store::{checkpoints, conversations, task_events, tasks};
 
@@ -201,7 +201,8 @@ impl Task {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<CheckpointConnection> {
-        let window = PageArgs::new(first, after, last, before).window::<i32>()?;
+        let window =
+            PageArgs::new(first, after, last, before).window_of(|k: CheckpointNumber| k.0)?;
         let store = app(ctx).store.clone();
         let (owner_id, task_id) = (owner(ctx)?, self.0.id);
         let page = if window.after.is_none() && window.before.is_none() {
@@ -217,7 +218,7 @@ impl Task {
         let total = TotalCount::fixed(self.0.checkpoint_count as u64);
         Ok(CheckpointConnection::build(
             page,
-            |c| c.number.encode(),
+            |c| CheckpointNumber(c.number).encode(),
             Checkpoint,
             total,
         ))

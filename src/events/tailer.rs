@@ -1,0 +1,136 @@
+//! The tailer: reads every owner's new history events in timeline order and publishes
+//! them, one batch at a time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{LiveEvent, Shared};
+use crate::domain::kinds::HistoryEventType;
+use crate::entities::{history_event, task_event};
+use crate::error::AppResult;
+use crate::store::history::TimelineCursor;
+use crate::store::live;
+
+/// Events read (and published) per query.
+const BATCH: u64 = 256;
+
+/// The safety net: how often the tailer looks even when nothing woke it. It catches
+/// notifications lost while the listener reconnected, events that were not yet readable
+/// when their commit signalled (a long transaction in flight on PostgreSQL), and
+/// writers without a fan-out of their own (`makima demo`, another SQLite process).
+fn poll_interval(postgres: bool) -> Duration {
+    if postgres {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_millis(1000)
+    }
+}
+
+pub(super) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut commits = shared.store.commits();
+    let mut backoff = Duration::from_millis(50);
+    let mut cursor = loop {
+        match live::head(shared.store.db()).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(error = ?e, "live events: cannot read the timeline head");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    shared.published.send_replace(Some(cursor));
+    let poll = poll_interval(shared.store.is_postgres());
+    loop {
+        if let Err(e) = drain(&shared, &mut cursor).await {
+            tracing::warn!(error = ?e, "live events: reading new events failed");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = stop.changed() => return,
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = commits.changed() => {}
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Publishes everything readable after `cursor`.
+async fn drain(shared: &Shared, cursor: &mut TimelineCursor) -> AppResult<()> {
+    loop {
+        let rows = live::tail(shared.store.db(), *cursor, BATCH).await?;
+        let full = rows.len() as u64 == BATCH;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        let last = TimelineCursor::of(last);
+        let events = prepare(shared, rows).await?;
+        shared.publish(events);
+        *cursor = last;
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// The `(first, last)` sequences of a `TASK_EVENTS_APPENDED` event.
+fn appended_range(event: &history_event::Model) -> Option<(i64, i64)> {
+    if event.event_type != HistoryEventType::TaskEventsAppended.as_str() {
+        return None;
+    }
+    let data: serde_json::Value = serde_json::from_str(&event.data).ok()?;
+    Some((
+        data.get("firstSequence")?.as_i64()?,
+        data.get("lastSequence")?.as_i64()?,
+    ))
+}
+
+/// Wraps the rows for publishing; for the tasks that some subscription follows, reads
+/// the task events that the batch appended, once for all subscribers.
+async fn prepare(
+    shared: &Shared,
+    rows: Vec<history_event::Model>,
+) -> AppResult<Vec<Arc<LiveEvent>>> {
+    let ranges: Vec<Option<(i64, i64)>> = rows.iter().map(appended_range).collect();
+    let mut loaded: HashMap<Uuid, Vec<task_event::Model>> = HashMap::new();
+    let wanted: Vec<(Uuid, i64, i64)> = rows
+        .iter()
+        .zip(&ranges)
+        .filter_map(|(e, r)| Some((e.task_id?, r.as_ref()?.0, r.as_ref()?.1)))
+        .filter(|(task, _, _)| shared.follows_task(*task))
+        .collect();
+    for te in live::task_event_ranges(shared.store.db(), &wanted).await? {
+        loaded.entry(te.task_id).or_default().push(te);
+    }
+    Ok(rows
+        .into_iter()
+        .zip(ranges)
+        .map(|(event, range)| {
+            let task_events = match (event.task_id, range) {
+                (Some(task), Some((first, last))) => loaded.get(&task).map(|all| {
+                    all.iter()
+                        .filter(|te| (first..=last).contains(&te.sequence))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                }),
+                _ => None,
+            };
+            Arc::new(LiveEvent {
+                event,
+                range,
+                task_events,
+            })
+        })
+        .collect())
+}

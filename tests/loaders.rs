@@ -1,0 +1,151 @@
+//! Relation fields are batched: a page of tasks with their contract, fork origin and
+//! first checkpoints costs a fixed number of SQL statements, whatever the page size.
+
+mod common;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Method, Request, StatusCode};
+use common::TestApp;
+use makima::server::{AppState, router};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const TASKS: &str = "{ tasks(first: 100) { nodes { id contract { id } forkedFrom { task { id } } checkpoints(first: 5) { nodes { number } } } } }";
+
+/// A contract whose supervisor and `n - 1` tasks make `n` tasks; every third task
+/// after the first few is a fork of an earlier one; task i has (i % 6) + 1 checkpoints.
+/// Returns (contract, expected `forkedFrom` source per task id, checkpoints per task).
+async fn populate(t: &TestApp, n: usize) -> (String, Vec<(String, Option<String>, usize)>) {
+    let (contract, sup) = t.create_contract("c").await;
+    let mut tasks: Vec<(String, Option<String>, usize)> = vec![(sup, None, 0)];
+    for i in 1..n {
+        let (id, source) = if i % 3 == 0 {
+            let source = tasks[i / 2].0.clone();
+            let data = t
+                .ok(
+                    "mutation($t: ID!) { forkTask(input: {taskId: $t, messageCount: 0}) { task { id forkedFrom { task { id } } } } }",
+                    json!({ "t": source }),
+                )
+                .await;
+            let fork = &data["forkTask"]["task"];
+            assert_eq!(fork["forkedFrom"]["task"]["id"], source.as_str());
+            (fork["id"].as_str().unwrap().to_owned(), Some(source))
+        } else {
+            (t.create_task(&format!("t{i}"), Some(&contract)).await, None)
+        };
+        tasks.push((id, source, 0));
+    }
+    for (i, task) in tasks.iter_mut().enumerate() {
+        task.2 = i % 6 + 1;
+        for k in 0..task.2 {
+            t.checkpoint(&task.0, &format!("{:07x}", 0x1000000 + k))
+                .await;
+        }
+    }
+    (contract, tasks)
+}
+
+/// Runs `query` and returns its data and the SQL statements it cost.
+///
+/// The query goes through a second makima on the same database, sharing the test
+/// app's live fan-out instead of starting its own: its store then counts this query's
+/// statements only, not those of the fan-out's background reads (which run on the test
+/// app's store, on a timer and after every commit).
+async fn measured(t: &TestApp, query: &str) -> (Value, u64) {
+    let app = makima::open(&t.url, 4, &t.app.workspace_root)
+        .await
+        .expect("a second makima");
+    let store = app.store.clone();
+    let router = router(AppState::with_events(app, t.state.events.clone()));
+    let run = |query: &str| {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/graphql")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", t.key))
+            .body(Body::from(json!({ "query": query }).to_string()))
+            .unwrap();
+        let router = router.clone();
+        async move {
+            let res = router.oneshot(req).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let bytes = to_bytes(res.into_body(), usize::MAX).await.unwrap();
+            let body: Value = serde_json::from_slice(&bytes).unwrap();
+            assert!(body.get("errors").is_none(), "{body}");
+            body["data"].clone()
+        }
+    };
+    run("{ viewer { owner } }").await; // the key is cached now
+    let before = store.statement_count();
+    let data = run(query).await;
+    (data, store.statement_count() - before)
+}
+
+async fn tasks_page_cost(n: usize) -> u64 {
+    let t = TestApp::new().await;
+    let (contract, tasks) = populate(&t, n).await;
+    let (data, cost) = measured(&t, TASKS).await;
+    let nodes = data["tasks"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), n);
+    let mut forks = 0;
+    for (node, (id, source, checkpoints)) in nodes.iter().zip(&tasks) {
+        assert_eq!(node["id"], id.as_str());
+        assert_eq!(node["contract"]["id"], contract.as_str());
+        match source {
+            Some(s) => {
+                forks += 1;
+                assert_eq!(node["forkedFrom"]["task"]["id"], s.as_str());
+            }
+            None => assert_eq!(node["forkedFrom"], Value::Null),
+        }
+        let numbers: Vec<i64> = node["checkpoints"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["number"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            numbers,
+            (1..=(*checkpoints).min(5) as i64).collect::<Vec<_>>()
+        );
+    }
+    assert!(forks >= n / 4, "some tasks are forks");
+    cost
+}
+
+#[tokio::test]
+async fn a_page_of_tasks_costs_a_fixed_number_of_statements() {
+    let small = tasks_page_cost(10).await;
+    let large = tasks_page_cost(100).await;
+    assert!(large <= 8, "100 tasks cost {large} statements");
+    assert_eq!(small, large, "10 tasks cost {small}, 100 cost {large}");
+}
+
+#[tokio::test]
+async fn timeline_and_checkpoint_relations_are_batched() {
+    let query = "{ timeline(first: 100) { nodes { type contract { id supervisor { status messageCount } } task { id parent { id } contract { id } } } } }";
+    let mut costs = vec![];
+    for n in [4, 40] {
+        let t = TestApp::new().await;
+        let (contract, sup) = t.create_contract("c").await;
+        for i in 0..n {
+            let task = t
+                .create_subtask(&format!("t{i}"), Some(&contract), &sup)
+                .await;
+            t.append_events(&task, 1).await;
+        }
+        let (data, cost) = measured(&t, query).await;
+        let nodes = data["timeline"]["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), 2 + 2 * n);
+        for e in &nodes[2..] {
+            assert_eq!(e["contract"]["id"], contract.as_str());
+            assert_eq!(e["task"]["parent"]["id"], sup.as_str());
+            assert_eq!(e["task"]["contract"]["id"], contract.as_str());
+            assert_eq!(e["contract"]["supervisor"]["status"], "PENDING");
+        }
+        costs.push(cost);
+    }
+    // Levels may share a batch or not, depending on which finishes first; but the
+    // cost never grows with the page (one statement per event would be over 80).
+    assert!(costs.iter().all(|&c| c <= 10), "{costs:?}");
+}
