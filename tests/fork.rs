@@ -15,18 +15,6 @@ const FORK: &str = "mutation($i: ForkTaskInput!) { forkTask(input: $i) {
 const BRANCH: &str = "mutation($t: ID!, $c: ID!, $b: String!) { branchFromCheckpoint(input: {taskId: $t, checkpointId: $c, branchName: $b}) {
     branch commitSha checkpoint { id } codeOperation { kind status branch commitSha } } }";
 
-async fn say(t: &TestApp, task: &str, texts: &[&str]) {
-    let messages: Vec<Value> = texts
-        .iter()
-        .map(|s| json!({ "role": "USER", "content": [{ "type": "text", "text": s }] }))
-        .collect();
-    t.ok(
-        "mutation($t: ID!, $m: [MessageInput!]!) { appendMessages(input: {taskId: $t, messages: $m}) { messageCount } }",
-        json!({ "t": task, "m": messages }),
-    )
-    .await;
-}
-
 fn texts(conversation: &Value) -> Vec<String> {
     conversation["nodes"]
         .as_array()
@@ -36,35 +24,12 @@ fn texts(conversation: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn task_in_repo(t: &TestApp, repo: &TestRepo, branch: Option<&str>) -> String {
-    let d = t
-        .ok(
-            "mutation($r: String!, $b: String) { createTask(input: {name: \"coder\", repository: $r, branch: $b}) { task { id } } }",
-            json!({ "r": repo.path(), "b": branch }),
-        )
-        .await;
-    d["createTask"]["task"]["id"].as_str().unwrap().into()
-}
-
-async fn checkpoint(t: &TestApp, task: &str, sha: &str) -> String {
-    let d = t
-        .ok(
-            "mutation($t: ID!, $s: String!) { recordCheckpoint(input: {taskId: $t, commitSha: $s, message: \"cp\"}) { checkpoint { id } } }",
-            json!({ "t": task, "s": sha }),
-        )
-        .await;
-    d["recordCheckpoint"]["checkpoint"]["id"]
-        .as_str()
-        .unwrap()
-        .into()
-}
-
 #[tokio::test]
 async fn fork_by_message_count_shares_the_prefix_and_leaves_the_source_alone() {
     let t = TestApp::new().await;
     let (contract, _) = t.create_contract("c").await;
     let src = t.create_task("src", Some(&contract)).await;
-    say(&t, &src, &["a", "b", "c"]).await;
+    t.say(&src, &["a", "b", "c"]).await;
     t.ok("mutation($t: ID!) { updateTaskStatus(input: {taskId: $t, status: RUNNING}) { task { id } } }", json!({ "t": src }))
         .await;
     let d = t
@@ -86,7 +51,7 @@ async fn fork_by_message_count_shares_the_prefix_and_leaves_the_source_alone() {
     assert_eq!(texts(&f["task"]["conversation"]), ["a", "b"]);
     let fork = f["task"]["id"].as_str().unwrap().to_owned();
 
-    say(&t, &fork, &["x"]).await;
+    t.say(&fork, &["x"]).await;
     let d = t
         .ok(
             "query($s: ID!, $f: ID!) { s: task(id: $s) { status conversation { nodes { content } } forks { nodes { id contract { id } } } }
@@ -130,12 +95,8 @@ async fn a_fork_of_a_fork_of_a_fork_reads_its_whole_conversation() {
     let mut expected: Vec<String> = vec![];
     for level in 0..4 {
         let mine: Vec<String> = (0..3).map(|i| format!("l{level}m{i}")).collect();
-        say(
-            &t,
-            &task,
-            &mine.iter().map(String::as_str).collect::<Vec<_>>(),
-        )
-        .await;
+        t.say(&task, &mine.iter().map(String::as_str).collect::<Vec<_>>())
+            .await;
         expected.extend(mine);
         // Keep all but the last message of this level.
         expected.pop();
@@ -160,11 +121,11 @@ async fn a_fork_of_a_fork_of_a_fork_reads_its_whole_conversation() {
 async fn fork_from_a_checkpoint_gets_a_worktree_at_its_commit() {
     let t = TestApp::new().await;
     let repo = TestRepo::new(&t.app.workspace_root, "repo");
-    let src = task_in_repo(&t, &repo, Some("main")).await;
-    say(&t, &src, &["one"]).await;
+    let src = t.task_in_repo(&repo.path(), Some("main")).await;
+    t.say(&src, &["one"]).await;
     let a = repo.commit("A", &[("f.txt", "A")]);
-    let cp = checkpoint(&t, &src, &a).await;
-    say(&t, &src, &["two"]).await;
+    let cp = t.checkpoint_id(&src, &a).await;
+    t.say(&src, &["two"]).await;
     repo.commit("B", &[("f.txt", "B"), ("g.txt", "B")]);
 
     let d = t
@@ -234,9 +195,9 @@ async fn fork_from_a_checkpoint_gets_a_worktree_at_its_commit() {
 async fn fifty_concurrent_forks_give_fifty_tasks_and_branches() {
     let t = TestApp::new().await;
     let repo = TestRepo::new(&t.app.workspace_root, "repo");
-    let src = task_in_repo(&t, &repo, None).await;
-    say(&t, &src, &["one"]).await;
-    let cp = checkpoint(&t, &src, &repo.head()).await;
+    let src = t.task_in_repo(&repo.path(), None).await;
+    t.say(&src, &["one"]).await;
+    let cp = t.checkpoint_id(&src, &repo.head()).await;
     let replies = futures_util::future::join_all(
         (0..50).map(|_| t.post(FORK, json!({ "i": { "taskId": src, "checkpointId": cp } }))),
     )
@@ -267,9 +228,9 @@ async fn fifty_concurrent_forks_give_fifty_tasks_and_branches() {
 async fn branch_from_checkpoint_creates_the_branch_once() {
     let t = TestApp::new().await;
     let repo = TestRepo::new(&t.app.workspace_root, "repo");
-    let task = task_in_repo(&t, &repo, None).await;
+    let task = t.task_in_repo(&repo.path(), None).await;
     let a = repo.commit("A", &[("f", "1")]);
-    let cp = checkpoint(&t, &task, &a).await;
+    let cp = t.checkpoint_id(&task, &a).await;
     repo.commit("B", &[("f", "2")]);
     let d = t
         .ok(BRANCH, json!({ "t": task, "c": cp, "b": "feature/at-a" }))
@@ -301,7 +262,7 @@ async fn branch_from_checkpoint_creates_the_branch_once() {
         .await;
     }
     // A checkpoint whose commit the repository does not have.
-    let ghost = checkpoint(&t, &task, "0123456789abcdef").await;
+    let ghost = t.checkpoint_id(&task, "0123456789abcdef").await;
     t.fails(
         "BAD_USER_INPUT",
         BRANCH,
@@ -310,7 +271,7 @@ async fn branch_from_checkpoint_creates_the_branch_once() {
     .await;
     // No repository: BAD_USER_INPUT.
     let plain = t.create_task("plain", None).await;
-    let cp2 = checkpoint(&t, &plain, "abcdef1").await;
+    let cp2 = t.checkpoint_id(&plain, "abcdef1").await;
     t.fails(
         "BAD_USER_INPUT",
         BRANCH,
@@ -331,7 +292,7 @@ async fn a_continued_task_starts_from_the_earlier_branch_head() {
     let t = TestApp::new().await;
     let repo = TestRepo::new(&t.app.workspace_root, "repo");
     git(&repo.dir, &["branch", "work"]);
-    let src = task_in_repo(&t, &repo, Some("work")).await;
+    let src = t.task_in_repo(&repo.path(), Some("work")).await;
     // Advance the source's branch beyond main.
     git(&repo.dir, &["checkout", "-q", "work"]);
     let head = repo.commit("work", &[("w.txt", "w")]);

@@ -7,7 +7,6 @@ use common::TestApp;
 use gitfix::TestRepo;
 use serde_json::{Value, json};
 
-const STATUS: &str = "mutation($t: ID!, $s: TaskStatus!) { updateTaskStatus(input: {taskId: $t, status: $s}) { task { status } } }";
 const RESUME_SUP: &str = "mutation($i: ResumeSupervisorInput!) { resumeSupervisor(input: $i) {
     supervisorTask { id status completedAt } daemonId status
     resumedFrom { phase lastActivity messageCount } codeOperation { kind commitSha } } }";
@@ -17,29 +16,8 @@ const RESUME_TASK: &str =
 
 async fn set_status(t: &TestApp, task: &str, statuses: &[&str]) {
     for s in statuses {
-        t.ok(STATUS, json!({ "t": task, "s": s })).await;
+        t.set_status(task, s).await;
     }
-}
-
-async fn say(t: &TestApp, task: &str, text: &str) {
-    t.ok(
-        "mutation($t: ID!, $c: JSON!) { appendMessages(input: {taskId: $t, messages: [{role: ASSISTANT, content: $c}]}) { messageCount } }",
-        json!({ "t": task, "c": [{ "type": "text", "text": text }] }),
-    )
-    .await;
-}
-
-async fn checkpoint(t: &TestApp, task: &str, sha: &str) -> String {
-    let d = t
-        .ok(
-            "mutation($t: ID!, $s: String!) { recordCheckpoint(input: {taskId: $t, commitSha: $s, message: \"cp\"}) { checkpoint { id } } }",
-            json!({ "t": task, "s": sha }),
-        )
-        .await;
-    d["recordCheckpoint"]["checkpoint"]["id"]
-        .as_str()
-        .unwrap()
-        .into()
 }
 
 async fn last_event(t: &TestApp) -> Value {
@@ -77,7 +55,7 @@ async fn continue_resumes_only_stopped_supervisors() {
     t.fails("CONFLICT", RESUME_SUP, input.clone()).await; // PENDING
     set_status(&t, &sup, &["RUNNING"]).await;
     t.fails("CONFLICT", RESUME_SUP, input.clone()).await;
-    say(&t, &sup, "hello").await;
+    t.say(&sup, &["hello"]).await;
     set_status(&t, &sup, &["FAILED"]).await;
     let d = t.ok(RESUME_SUP, input.clone()).await;
     let r = &d["resumeSupervisor"];
@@ -117,7 +95,7 @@ async fn continue_resumes_only_stopped_supervisors() {
         json!({ "i": { "contractId": contract, "mode": "FROM_CHECKPOINT" } }),
     )
     .await;
-    let cp = checkpoint(&t, &sup, "abcdef1").await;
+    let cp = t.checkpoint_id(&sup, "abcdef1").await;
     t.fails(
         "BAD_USER_INPUT",
         RESUME_SUP,
@@ -159,12 +137,12 @@ async fn restart_phase_drops_the_latest_run_of_the_current_phase() {
     let t = TestApp::new().await;
     let (contract, sup) = t.create_contract("c").await;
     set_status(&t, &sup, &["RUNNING"]).await;
-    say(&t, &sup, "r1").await;
-    say(&t, &sup, "r2").await;
+    t.say(&sup, &["r1"]).await;
+    t.say(&sup, &["r2"]).await;
     t.ok("mutation($c: ID!) { changeContractPhase(input: {contractId: $c, phase: \"plan\"}) { contract { phase } } }", json!({ "c": contract }))
         .await;
     for m in ["p1", "p2", "p3"] {
-        say(&t, &sup, m).await;
+        t.say(&sup, &[m]).await;
     }
     set_status(&t, &sup, &["INTERRUPTED"]).await;
     let d = t
@@ -205,18 +183,18 @@ async fn from_checkpoint_moves_conversation_phase_and_code() {
         .unwrap()
         .to_owned();
     set_status(&t, &sup, &["RUNNING"]).await;
-    say(&t, &sup, "research done").await;
+    t.say(&sup, &["research done"]).await;
     let a = repo.commit("A", &[("spec.md", "v1")]);
-    let cp = checkpoint(&t, &sup, &a).await;
+    let cp = t.checkpoint_id(&sup, &a).await;
     t.ok("mutation($c: ID!) { changeContractPhase(input: {contractId: $c, phase: \"execute\"}) { contract { phase } } }", json!({ "c": contract }))
         .await;
-    say(&t, &sup, "executing").await;
+    t.say(&sup, &["executing"]).await;
     repo.commit("B", &[("spec.md", "v2"), ("code.rs", "x")]);
     set_status(&t, &sup, &["INTERRUPTED"]).await;
 
     // Another task's checkpoint is BAD_USER_INPUT.
     let other = t.create_task("o", Some(&contract)).await;
-    let other_cp = checkpoint(&t, &other, "abcdef1").await;
+    let other_cp = t.checkpoint_id(&other, "abcdef1").await;
     t.fails("BAD_USER_INPUT", RESUME_SUP, json!({ "i": { "contractId": contract, "mode": "FROM_CHECKPOINT", "checkpointId": other_cp } }))
         .await;
 
@@ -268,10 +246,10 @@ async fn resume_task_with_and_without_a_checkpoint() {
         .await;
     let task = d["createTask"]["task"]["id"].as_str().unwrap().to_owned();
     set_status(&t, &task, &["RUNNING"]).await;
-    say(&t, &task, "one").await;
+    t.say(&task, &["one"]).await;
     let a = repo.commit("A", &[("f", "1")]);
-    let cp = checkpoint(&t, &task, &a).await;
-    say(&t, &task, "two").await;
+    let cp = t.checkpoint_id(&task, &a).await;
+    t.say(&task, &["two"]).await;
     repo.commit("B", &[("f", "2")]);
     set_status(&t, &task, &["FAILED"]).await;
     let d = t.ok(RESUME_TASK, json!({ "t": task, "c": cp })).await;

@@ -39,47 +39,11 @@ async fn texts(t: &TestApp, task: &str) -> Vec<String> {
         .collect()
 }
 
-async fn append_texts(t: &TestApp, task: &str, texts: &[&str]) {
-    let messages: Vec<Value> = texts
-        .iter()
-        .map(|s| json!({ "role": "USER", "content": [{ "type": "text", "text": s }] }))
-        .collect();
-    t.ok(
-        "mutation($t: ID!, $m: [MessageInput!]!) { appendMessages(input: {taskId: $t, messages: $m}) { messageCount } }",
-        json!({ "t": task, "m": messages }),
-    )
-    .await;
-}
-
-async fn task_in_repo(t: &TestApp, repo: &TestRepo) -> String {
-    let d = t
-        .ok(
-            "mutation($r: String!) { createTask(input: {name: \"coder\", repository: $r}) { task { id repository } } }",
-            json!({ "r": repo.path() }),
-        )
-        .await;
-    assert_eq!(d["createTask"]["task"]["repository"], repo.path());
-    d["createTask"]["task"]["id"].as_str().unwrap().into()
-}
-
-async fn checkpoint(t: &TestApp, task: &str, sha: &str) -> String {
-    let d = t
-        .ok(
-            "mutation($t: ID!, $s: String!) { recordCheckpoint(input: {taskId: $t, commitSha: $s, message: \"cp\"}) { checkpoint { id } } }",
-            json!({ "t": task, "s": sha }),
-        )
-        .await;
-    d["recordCheckpoint"]["checkpoint"]["id"]
-        .as_str()
-        .unwrap()
-        .into()
-}
-
 #[tokio::test]
 async fn rewind_keeps_the_tail_addressable_and_restore_brings_it_back() {
     let t = TestApp::new().await;
     let task = t.create_task("t", None).await;
-    append_texts(&t, &task, &["a", "b", "c", "d", "e"]).await;
+    t.say(&task, &["a", "b", "c", "d", "e"]).await;
 
     let d = t
         .ok(
@@ -120,7 +84,7 @@ async fn rewind_keeps_the_tail_addressable_and_restore_brings_it_back() {
 async fn restore_is_refused_after_an_append_and_appends_go_to_the_new_branch() {
     let t = TestApp::new().await;
     let task = t.create_task("t", None).await;
-    append_texts(&t, &task, &["a", "b", "c"]).await;
+    t.say(&task, &["a", "b", "c"]).await;
     let d = t
         .ok(
             REWIND,
@@ -131,7 +95,7 @@ async fn restore_is_refused_after_an_append_and_appends_go_to_the_new_branch() {
         .as_str()
         .unwrap()
         .to_owned();
-    append_texts(&t, &task, &["x"]).await;
+    t.say(&task, &["x"]).await;
     assert_eq!(texts(&t, &task).await, ["a", "x"]);
     t.fails("CONFLICT", RESTORE, json!({ "id": event })).await;
     assert_eq!(texts(&t, &task).await, ["a", "x"]);
@@ -161,7 +125,7 @@ async fn rewind_arguments_are_checked_and_change_nothing() {
         json!({ "i": { "taskId": task, "byMessageCount": 1 } }),
     )
     .await;
-    append_texts(&t, &task, &["a", "b", "c"]).await;
+    t.say(&task, &["a", "b", "c"]).await;
     for bad in [
         json!({ "taskId": task }),
         json!({ "taskId": task, "toMessageIndex": 0, "byMessageCount": 1 }),
@@ -201,7 +165,7 @@ async fn rewind_arguments_are_checked_and_change_nothing() {
 async fn supervisor_conversation_rewinds_by_contract_id() {
     let t = TestApp::new().await;
     let (contract, supervisor) = t.create_contract("c").await;
-    append_texts(&t, &supervisor, &["a", "b"]).await;
+    t.say(&supervisor, &["a", "b"]).await;
     let d = t
         .ok(
             REWIND,
@@ -230,15 +194,15 @@ async fn supervisor_conversation_rewinds_by_contract_id() {
 async fn rewinding_code_restores_the_worktree_and_restore_puts_it_back() {
     let t = TestApp::new().await;
     let repo = TestRepo::new(&t.app.workspace_root, "repo");
-    let task = task_in_repo(&t, &repo).await;
+    let task = t.task_in_repo(&repo.path(), None).await;
 
-    append_texts(&t, &task, &["m0"]).await;
+    t.say(&task, &["m0"]).await;
     let a = repo.commit("A", &[("a.txt", "a1")]);
-    checkpoint(&t, &task, &a).await;
-    append_texts(&t, &task, &["m1"]).await;
+    t.checkpoint_id(&task, &a).await;
+    t.say(&task, &["m1"]).await;
     let b = repo.commit("B", &[("b.txt", "b1"), ("a.txt", "a2")]);
-    checkpoint(&t, &task, &b).await;
-    append_texts(&t, &task, &["m2"]).await;
+    t.checkpoint_id(&task, &b).await;
+    t.say(&task, &["m2"]).await;
     // Uncommitted, untracked and ignored state.
     repo.write("a.txt", "a3-uncommitted");
     repo.write("c.txt", "untracked");
@@ -305,8 +269,8 @@ async fn rewinding_code_restores_the_worktree_and_restore_puts_it_back() {
 async fn rewinding_code_without_a_repository_or_applicable_checkpoint_is_honest() {
     let t = TestApp::new().await;
     let task = t.create_task("t", None).await;
-    append_texts(&t, &task, &["a", "b"]).await;
-    checkpoint(&t, &task, "abcdef1").await;
+    t.say(&task, &["a", "b"]).await;
+    t.checkpoint_id(&task, "abcdef1").await;
     let d = t
         .ok(
             REWIND,
@@ -318,15 +282,15 @@ async fn rewinding_code_without_a_repository_or_applicable_checkpoint_is_honest(
 
     // A checkpoint on an abandoned branch no longer applies.
     let repo = TestRepo::new(&t.app.workspace_root, "r2");
-    let task = task_in_repo(&t, &repo).await;
-    append_texts(&t, &task, &["a", "b", "c"]).await;
-    checkpoint(&t, &task, &repo.head()).await;
+    let task = t.task_in_repo(&repo.path(), None).await;
+    t.say(&task, &["a", "b", "c"]).await;
+    t.checkpoint_id(&task, &repo.head()).await;
     t.ok(
         REWIND,
         json!({ "i": { "taskId": task, "byMessageCount": 2 } }),
     )
     .await;
-    append_texts(&t, &task, &["x", "y"]).await;
+    t.say(&task, &["x", "y"]).await;
     let d = t
         .ok(
             REWIND,
@@ -355,11 +319,11 @@ async fn rewinding_code_without_a_repository_or_applicable_checkpoint_is_honest(
 async fn rewind_task_restores_code_and_optionally_the_conversation() {
     let t = TestApp::new().await;
     let repo = TestRepo::new(&t.app.workspace_root, "repo");
-    let task = task_in_repo(&t, &repo).await;
-    append_texts(&t, &task, &["m0"]).await;
+    let task = t.task_in_repo(&repo.path(), None).await;
+    t.say(&task, &["m0"]).await;
     let a = repo.commit("A", &[("a.txt", "1")]);
-    let cp = checkpoint(&t, &task, &a).await;
-    append_texts(&t, &task, &["m1"]).await;
+    let cp = t.checkpoint_id(&task, &a).await;
+    t.say(&task, &["m1"]).await;
     repo.commit("B", &[("b.txt", "2")]);
     const Q: &str = "mutation($t: ID!, $c: ID!, $r: Boolean) { rewindTask(input: {taskId: $t, checkpointId: $c, rewindConversation: $r}) {
         task { id } checkpoint { id } conversationRewound codeOperation { kind commitSha savedRef } } }";
@@ -375,7 +339,9 @@ async fn rewind_task_restores_code_and_optionally_the_conversation() {
     assert_eq!(types.iter().filter(|t| *t == "TASK_REWOUND").count(), 2);
 
     // Errors: another task's checkpoint, a missing one, a RUNNING task.
-    let other = task_in_repo(&t, &TestRepo::new(&t.app.workspace_root, "other")).await;
+    let other = t
+        .task_in_repo(&TestRepo::new(&t.app.workspace_root, "other").path(), None)
+        .await;
     t.fails(
         "BAD_USER_INPUT",
         Q,
@@ -398,13 +364,9 @@ async fn rewind_task_restores_code_and_optionally_the_conversation() {
 async fn an_append_racing_a_rewind_gives_one_state_or_the_other() {
     let t = TestApp::new().await;
     let task = t.create_task("t", None).await;
-    append_texts(
-        &t,
-        &task,
-        &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
-    )
-    .await;
-    let append = append_texts(&t, &task, &["n0", "n1", "n2"]);
+    t.say(&task, &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"])
+        .await;
+    let append = t.say(&task, &["n0", "n1", "n2"]);
     let rewind = t.post(
         REWIND,
         json!({ "i": { "taskId": task, "toMessageIndex": 4 } }),

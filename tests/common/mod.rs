@@ -383,6 +383,39 @@ impl TestApp {
         data["recordCheckpoint"]["checkpoint"].clone()
     }
 
+    /// Records a checkpoint (must succeed); returns its id.
+    pub async fn checkpoint_id(&self, task: &str, sha: &str) -> String {
+        self.checkpoint(task, sha).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Appends one USER text message per entry of `texts` (must succeed).
+    pub async fn say(&self, task: &str, texts: &[&str]) {
+        let messages: Vec<Value> = texts
+            .iter()
+            .map(|s| json!({ "role": "USER", "content": [{ "type": "text", "text": s }] }))
+            .collect();
+        self.ok(
+            "mutation($t: ID!, $m: [MessageInput!]!) { appendMessages(input: {taskId: $t, messages: $m}) { messageCount } }",
+            json!({ "t": task, "m": messages }),
+        )
+        .await;
+    }
+
+    /// Creates a task working in `repository` (on `branch`, if given); returns its id.
+    pub async fn task_in_repo(&self, repository: &str, branch: Option<&str>) -> String {
+        let data = self
+            .ok(
+                "mutation($r: String!, $b: String) { createTask(input: {name: \"coder\", repository: $r, branch: $b}) { task { id repository } } }",
+                json!({ "r": repository, "b": branch }),
+            )
+            .await;
+        assert_eq!(data["createTask"]["task"]["repository"], repository);
+        data["createTask"]["task"]["id"].as_str().unwrap().into()
+    }
+
     /// The whole timeline (up to 100 events), oldest first, with every field.
     pub async fn timeline(&self) -> Vec<Value> {
         self.timeline_as(&self.key.clone()).await
