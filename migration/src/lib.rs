@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_initial;
 mod m20261125_000002_code_operations;
 mod m20261126_000003_history_tail_index;
+mod m20261126_000004_owner_scoped_history_indexes;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_initial::Migration),
             Box::new(m20261125_000002_code_operations::Migration),
             Box::new(m20261126_000003_history_tail_index::Migration),
+            Box::new(m20261126_000004_owner_scoped_history_indexes::Migration),
         ]
     }
 }

@@ -32,8 +32,17 @@ pub struct AppendedMessages {
 const APPEND_MESSAGES: &str = "appendMessages";
 const APPEND_TASK_EVENTS: &str = "appendTaskEvents";
 
-fn request_hash(input: &serde_json::Value) -> String {
-    hex::encode(Sha256::digest(input.to_string().as_bytes()))
+/// The fingerprint of a batch: each item's kind and serialised body (already made for
+/// the size check), so nothing is serialised twice.
+fn request_hash<'a>(items: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut hasher = Sha256::new();
+    for (kind, body) in items {
+        hasher.update(kind.as_bytes());
+        hasher.update([0]);
+        hasher.update(body.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
 }
 
 fn check_key(key: Option<&str>) -> AppResult<()> {
@@ -86,12 +95,12 @@ pub async fn append_messages(
     for m in &messages {
         contents.push(limits::json("message content", &m.content)?);
     }
-    let hash = request_hash(&json!(
+    let hash = request_hash(
         messages
             .iter()
-            .map(|m| json!([m.role.as_str(), m.content]))
-            .collect::<Vec<_>>()
-    ));
+            .map(|m| m.role.as_str())
+            .zip(contents.iter().map(String::as_str)),
+    );
     let owner_id = viewer.owner_id;
 
     let txn = app.store.begin_write().await?;
@@ -193,12 +202,12 @@ pub async fn append_task_events(
     for e in &events {
         datas.push(limits::json("event data", &e.data)?);
     }
-    let hash = request_hash(&json!(
+    let hash = request_hash(
         events
             .iter()
-            .map(|e| json!([e.event_type.as_str(), e.data]))
-            .collect::<Vec<_>>()
-    ));
+            .map(|e| e.event_type.as_str())
+            .zip(datas.iter().map(String::as_str)),
+    );
     let owner_id = viewer.owner_id;
 
     let txn = app.store.begin_write().await?;

@@ -8,9 +8,11 @@ use super::types::filters::{ContractFilter, TaskFilter, TimelineFilter};
 use super::types::history_event::{HistoryEventConnection, timeline_connection};
 use super::types::task::{Task, TaskConnection, task_connection};
 use super::types::viewer::Viewer;
-use super::{app, connection::TotalCount, loaders, owner, parse_id, viewer};
-use crate::store::contracts;
+use super::{app, connection::TotalCount, owner, parse_id, viewer};
+use crate::store::{checkpoints, contracts, tasks};
 
+/// Root single fetches read their row directly: a DataLoader would only add its batching
+/// delay to a lone key. Relations below them go through the loaders.
 pub struct Query;
 
 #[Object]
@@ -23,7 +25,8 @@ impl Query {
     /// A contract by id; null when it does not exist or belongs to another owner.
     async fn contract(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Contract>> {
         let id = parse_id(&id, "contract")?;
-        Ok(loaders(ctx).contracts.load_one(id).await?.map(Contract))
+        let db = app(ctx).store.db();
+        Ok(contracts::by_id(db, owner(ctx)?, id).await?.map(Contract))
     }
 
     /// The viewer's contracts, oldest first.
@@ -56,7 +59,8 @@ impl Query {
     /// A task by id; null when it does not exist or belongs to another owner.
     async fn task(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Task>> {
         let id = parse_id(&id, "task")?;
-        Ok(loaders(ctx).tasks.load_one(id).await?.map(Task))
+        let db = app(ctx).store.db();
+        Ok(tasks::by_id(db, owner(ctx)?, id).await?.map(Task))
     }
 
     /// The viewer's tasks, oldest first.
@@ -76,7 +80,10 @@ impl Query {
     /// A checkpoint by id; null when it does not exist or belongs to another owner.
     async fn checkpoint(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Checkpoint>> {
         let id = parse_id(&id, "checkpoint")?;
-        Ok(loaders(ctx).checkpoints.load_one(id).await?.map(Checkpoint))
+        let db = app(ctx).store.db();
+        Ok(checkpoints::by_id(db, owner(ctx)?, id)
+            .await?
+            .map(Checkpoint))
     }
 
     /// Every history event the viewer may see, oldest first, across all contracts and tasks.

@@ -234,6 +234,9 @@ pub async fn graphql(
     if let Some(name) = operation_name {
         request = request.operation_name(name);
     }
+    if let Some(doc) = state.documents.get(&request.query) {
+        request.set_parsed_query(doc);
+    }
     let mut response = state.schema.execute(request).instrument(span.clone()).await;
     complete_codes(&mut response.errors);
     let failed_before_running = response.data == Value::Null

@@ -2,6 +2,7 @@
 //! assets, `/healthz` and `/readyz`.
 
 pub mod auth;
+mod documents;
 mod graphiql;
 mod http;
 pub mod ws;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub events: Events,
     /// Open WebSocket connections, closed on shutdown.
     pub ws: ws::Registry,
+    /// Parsed documents of recent requests.
+    pub documents: Arc<documents::Documents>,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
             auth,
             events,
             ws: ws::Registry::default(),
+            documents: Default::default(),
         }
     }
 }

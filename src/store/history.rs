@@ -70,6 +70,14 @@ pub struct TimelineFilter {
 
 struct ByCursor;
 
+fn cursor_tuple() -> Expr {
+    Expr::tuple([Expr::col(Column::TxId), Expr::col(Column::Seq)])
+}
+
+fn value_tuple(k: &TimelineCursor) -> Expr {
+    Expr::tuple([Expr::val(k.tx_id), Expr::val(k.seq)])
+}
+
 impl Keyset for ByCursor {
     type Entity = Entity;
     type Key = TimelineCursor;
@@ -83,6 +91,24 @@ impl Keyset for ByCursor {
         Condition::any()
             .add(Column::TxId.lt(k.tx_id))
             .add(Column::TxId.eq(k.tx_id).and(Column::Seq.lt(k.seq)))
+    }
+    // The OR forms above cannot be an index range. PostgreSQL compares the row value;
+    // on SQLite every row has tx_id 0, so the range is on seq alone.
+    fn after_on(k: &TimelineCursor, backend: DatabaseBackend) -> Condition {
+        match backend {
+            DatabaseBackend::Postgres => Condition::all().add(cursor_tuple().gt(value_tuple(k))),
+            _ => Condition::all()
+                .add(Column::TxId.eq(k.tx_id))
+                .add(Column::Seq.gt(k.seq)),
+        }
+    }
+    fn before_on(k: &TimelineCursor, backend: DatabaseBackend) -> Condition {
+        match backend {
+            DatabaseBackend::Postgres => Condition::all().add(cursor_tuple().lt(value_tuple(k))),
+            _ => Condition::all()
+                .add(Column::TxId.eq(k.tx_id))
+                .add(Column::Seq.lt(k.seq)),
+        }
     }
     fn order_columns() -> Vec<Column> {
         vec![Column::TxId, Column::Seq]

@@ -4,8 +4,8 @@
 
 use sea_orm::sea_query::{Asterisk, Condition, Expr, ExprTrait, Order, Query, WindowStatement};
 use sea_orm::{
-    ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Select,
+    ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select,
 };
 
 use crate::error::AppResult;
@@ -58,6 +58,14 @@ pub trait Keyset {
     fn after(key: &Self::Key) -> Condition;
     /// Rows strictly before `key` in list order.
     fn before(key: &Self::Key) -> Condition;
+    /// `after`, in the form that lets `backend` use its index (for multi-column keys).
+    fn after_on(key: &Self::Key, _backend: DatabaseBackend) -> Condition {
+        Self::after(key)
+    }
+    /// `before`, in the form that lets `backend` use its index.
+    fn before_on(key: &Self::Key, _backend: DatabaseBackend) -> Condition {
+        Self::before(key)
+    }
     /// The columns that order the list, most significant first.
     fn order_columns() -> Vec<<Self::Entity as EntityTrait>::Column>;
 
@@ -111,12 +119,13 @@ pub async fn page<S: Keyset>(
 where
     <S::Entity as EntityTrait>::Model: Sync,
 {
+    let backend = db.get_database_backend();
     let mut query = base.clone();
     if let Some(after) = &window.after {
-        query = query.filter(S::after(after));
+        query = query.filter(S::after_on(after, backend));
     }
     if let Some(before) = &window.before {
-        query = query.filter(S::before(before));
+        query = query.filter(S::before_on(before, backend));
     }
     let order = if window.from_end {
         Order::Desc
@@ -140,13 +149,13 @@ where
     };
     let before_open = match &window.before {
         Some(before) if !more_in_direction || window.from_end => {
-            beyond(S::before(before).not()).await?
+            beyond(S::before_on(before, backend).not()).await?
         }
         _ => false,
     };
     let after_open = match &window.after {
         Some(after) if !more_in_direction || !window.from_end => {
-            beyond(S::after(after).not()).await?
+            beyond(S::after_on(after, backend).not()).await?
         }
         _ => false,
     };
