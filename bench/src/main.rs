@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Modes: `seed` (create and fill a database, report the time and size), `read`,
-//! `ingest`, `all` (seed, then read, then ingest). The bench creates its own database
+//! `ingest`, `all` (seed, then read, then ingest), `history` (fork, rewind and
+//! restore costs in process). The bench creates its own database
 //! and drops it at the end unless `--keep`; `--existing URL` reruns `read` or `ingest`
 //! on a database an earlier `--keep` run left, without seeding again.
 //!
@@ -19,6 +20,7 @@
 mod cpu;
 mod db;
 mod error;
+mod history;
 mod http;
 mod ingest;
 mod load;
@@ -48,6 +50,8 @@ enum Mode {
     Ingest,
     /// seed, read, ingest.
     All,
+    /// Fork, rewind and restore costs through the domain handlers (no seed, no server).
+    History,
 }
 
 #[derive(Parser, Debug)]
@@ -147,6 +151,10 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn measure(cli: &Cli, db: &BenchDb, scratch: &Scratch, report: &mut Report) -> Result<()> {
+    if cli.mode == Mode::History {
+        let app = makima::open(&db.url, 8, &scratch.path().join("history-workspace")).await?;
+        return history::run(&app, report).await;
+    }
     if cli.existing.is_none() {
         let plan = seed::Plan {
             contracts: cli.contracts,
