@@ -176,14 +176,14 @@ pub async fn run(app: &App, report: &mut Report) -> Result<()> {
         );
     }
 
-    // A fork 50 levels deep over 100,000 messages, each level adding one message.
+    // A fork 50 levels deep over 100,000 messages.
     let mut task = task_with_messages(app, &v, 100_000).await?;
-    let mut length = 100_000;
-    for _ in 0..50 {
+    // Each level keeps all but the last message of its source and adds two.
+    for level in 0..50 {
+        let length = 100_000 + level;
         let forked = fork::fork_task(app, &v, fork_at(task, length - 1)).await?;
         task = forked.task.id;
         append(app, &v, task, 2).await?;
-        length += 1;
     }
     let head = makima::store::tasks::by_id(app.store.db(), v.owner_id, task)
         .await?
