@@ -72,19 +72,30 @@ fn op_row(
     }
 }
 
-/// Restores `dir` to `commit`, saving the replaced state under `refs/makima/saved/<op>`.
-pub async fn restore(
+/// What a restore moves the worktree to.
+enum RestoreTo<'a> {
+    /// A commit (rewinds, resumes from a checkpoint).
+    Commit(&'a str),
+    /// The state an earlier restore saved under this ref (undoing it).
+    Saved(&'a str),
+}
+
+/// Restores `dir`, first saving the state it replaces under `refs/makima/saved/<op>`.
+async fn restore_to(
     app: &App,
     viewer: &Viewer,
     task_id: Uuid,
     dir: &Path,
-    commit: &str,
+    to: RestoreTo<'_>,
 ) -> AppResult<Ran> {
     let id = Uuid::now_v7();
     let saved_ref = format!("refs/makima/saved/{id}");
     let repo = Repo::new(dir);
     let _repo_lock = app.locks.repo(dir).await;
-    let full = git::restore(&repo, commit, &saved_ref).await?;
+    let commit = match to {
+        RestoreTo::Commit(commit) => git::restore(&repo, commit, &saved_ref).await?,
+        RestoreTo::Saved(saved) => git::undo_restore(&repo, saved, &saved_ref).await?,
+    };
     let branch = repo
         .git(&["symbolic-ref", "--quiet", "--short", "HEAD"])
         .await
@@ -94,7 +105,7 @@ pub async fn restore(
         id,
         task_id,
         CodeOperationKind::Restore,
-        full,
+        commit,
         branch,
         Some(saved_ref.clone()),
     );
@@ -107,6 +118,17 @@ pub async fn restore(
     })
 }
 
+/// Restores `dir` to `commit`.
+pub async fn restore(
+    app: &App,
+    viewer: &Viewer,
+    task_id: Uuid,
+    dir: &Path,
+    commit: &str,
+) -> AppResult<Ran> {
+    restore_to(app, viewer, task_id, dir, RestoreTo::Commit(commit)).await
+}
+
 /// Puts `dir` back to the state a restore saved under `saved_ref`.
 pub async fn undo_restore(
     app: &App,
@@ -115,31 +137,7 @@ pub async fn undo_restore(
     dir: &Path,
     saved_ref: &str,
 ) -> AppResult<Ran> {
-    let id = Uuid::now_v7();
-    let new_saved = format!("refs/makima/saved/{id}");
-    let repo = Repo::new(dir);
-    let _repo_lock = app.locks.repo(dir).await;
-    let head = git::undo_restore(&repo, saved_ref, &new_saved).await?;
-    let branch = repo
-        .git(&["symbolic-ref", "--quiet", "--short", "HEAD"])
-        .await
-        .ok();
-    let op = op_row(
-        viewer,
-        id,
-        task_id,
-        CodeOperationKind::Restore,
-        head,
-        branch,
-        Some(new_saved.clone()),
-    );
-    Ok(Ran {
-        op,
-        undo: Undo::Restore {
-            dir: dir.to_path_buf(),
-            saved_ref: new_saved,
-        },
-    })
+    restore_to(app, viewer, task_id, dir, RestoreTo::Saved(saved_ref)).await
 }
 
 /// Creates `branch` at `commit` in `repo`.
