@@ -192,7 +192,7 @@ pub async fn run(app: &App, report: &mut Report) -> Result<()> {
     let mut reads = vec![];
     for _ in 0..ROUNDS {
         let t = Instant::now();
-        let view = conversations::view(app.store.db(), head).await?;
+        let view = app.store.conversation(head).await?;
         let window = Window {
             after: None,
             before: None,

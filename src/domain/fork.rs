@@ -43,7 +43,7 @@ pub async fn fork_task(app: &App, viewer: &Viewer, input: Fork) -> AppResult<For
     let source = tasks::by_id(app.store.db(), viewer.owner_id, input.task_id)
         .await?
         .ok_or_else(|| AppError::not_found("task"))?;
-    let view = conversations::view(app.store.db(), source.conversation_id).await?;
+    let view = app.store.conversation(source.conversation_id).await?;
     let (count, segment, applies) = match (input.checkpoint_id, input.message_count) {
         (Some(cp_id), None) => {
             let (cp, snapshot) =

@@ -94,7 +94,7 @@ pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> A
     };
     let task = code::read_task(app, viewer, task_id, held.as_ref()).await?;
     let pre_head = task.conversation_id;
-    let pre_view = conversations::view(app.store.db(), pre_head).await?;
+    let pre_view = app.store.conversation(pre_head).await?;
     let keep = kept(
         pre_view.length,
         input.to_message_index,

@@ -10,6 +10,9 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
     IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Select, Statement,
 };
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use uuid::Uuid;
 
 use super::keyset::{self, Keyset, Paged, Window};
@@ -135,6 +138,33 @@ impl View {
         message::Entity::find()
             .filter(message::Column::OwnerId.eq(owner_id))
             .filter(self.condition(from, to))
+    }
+}
+
+/// Chains behind conversation heads, kept in memory: a segment's parent and base length
+/// never change (only a head's length grows), so a read of a deep fork needs one
+/// primary-key lookup for the head's length instead of the recursive chain query.
+#[derive(Default)]
+pub struct Chains(Mutex<HashMap<Uuid, Arc<Vec<conversation::Model>>>>);
+
+/// Heads whose chains are kept; past it the cache starts over.
+const CHAINS_KEPT: usize = 4096;
+
+impl Chains {
+    pub async fn view(&self, db: &impl ConnectionTrait, head: Uuid) -> AppResult<View> {
+        let kept = self.0.lock().expect("chains").get(&head).cloned();
+        if let Some(chain) = kept {
+            return Ok(View::new(&chain, by_id(db, head).await?.length));
+        }
+        let chain = chain(db, head).await?;
+        let length = chain[0].length;
+        let view = View::new(&chain, length);
+        let mut kept = self.0.lock().expect("chains");
+        if kept.len() >= CHAINS_KEPT {
+            kept.clear();
+        }
+        kept.insert(head, Arc::new(chain));
+        Ok(view)
     }
 }
 

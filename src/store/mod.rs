@@ -34,6 +34,7 @@ pub struct Store {
     statements: Arc<AtomicU64>,
     /// Bumped after every commit of a history event (see `commits`).
     commits: Arc<tokio::sync::watch::Sender<u64>>,
+    chains: Arc<conversations::Chains>,
 }
 
 /// How to open the database.
@@ -81,6 +82,7 @@ impl Store {
             db,
             statements,
             commits: Arc::new(tokio::sync::watch::channel(0).0),
+            chains: Default::default(),
         })
     }
 
@@ -94,6 +96,12 @@ impl Store {
 
     pub fn is_postgres(&self) -> bool {
         self.backend() == DatabaseBackend::Postgres
+    }
+
+    /// The conversation whose head segment is `head`, for reads outside a transaction
+    /// (the chain behind the head comes from memory when it was read before).
+    pub async fn conversation(&self, head: uuid::Uuid) -> AppResult<conversations::View> {
+        self.chains.view(&self.db, head).await
     }
 
     /// SQL statements run through this store so far (for tests that count queries).

@@ -47,7 +47,7 @@ pub async fn conversation_connection(
     let window = args.window::<i32>()?;
     let store = app(ctx).store.clone();
     let owner_id = owner(ctx)?;
-    let view = conversations::view(store.db(), head).await?;
+    let view = store.conversation(head).await?;
     let page = conversations::page(store.db(), owner_id, &view, phase.as_deref(), &window).await?;
     let total = match phase {
         None => TotalCount::fixed(view.length as u64),
