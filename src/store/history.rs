@@ -70,6 +70,17 @@ pub struct TimelineFilter {
 
 struct ByCursor;
 
+/// Events strictly after `k`, as a condition the backend can serve with an index range
+/// on `(…, tx_id, seq)` (the live fan-out reads with it too).
+pub(super) fn after_cursor(backend: DatabaseBackend, k: &TimelineCursor) -> Condition {
+    match backend {
+        DatabaseBackend::Postgres => Condition::all().add(cursor_tuple().gt(value_tuple(k))),
+        _ => Condition::all()
+            .add(Column::TxId.eq(k.tx_id))
+            .add(Column::Seq.gt(k.seq)),
+    }
+}
+
 fn cursor_tuple() -> Expr {
     Expr::tuple([Expr::col(Column::TxId), Expr::col(Column::Seq)])
 }
@@ -95,12 +106,7 @@ impl Keyset for ByCursor {
     // The OR forms above cannot be an index range. PostgreSQL compares the row value;
     // on SQLite every row has tx_id 0, so the range is on seq alone.
     fn after_on(k: &TimelineCursor, backend: DatabaseBackend) -> Condition {
-        match backend {
-            DatabaseBackend::Postgres => Condition::all().add(cursor_tuple().gt(value_tuple(k))),
-            _ => Condition::all()
-                .add(Column::TxId.eq(k.tx_id))
-                .add(Column::Seq.gt(k.seq)),
-        }
+        after_cursor(backend, k)
     }
     fn before_on(k: &TimelineCursor, backend: DatabaseBackend) -> Condition {
         match backend {

@@ -12,23 +12,13 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::history::{TimelineCursor, TimelineFilter, visible};
+use super::history::{TimelineCursor, TimelineFilter, after_cursor, visible};
 use crate::entities::history_event::{Column, Entity, Model};
 use crate::entities::task_event;
 use crate::error::AppResult;
 
 const BELOW_OLDEST_IN_FLIGHT: &str =
     "tx_id < (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint";
-
-/// Events strictly after `c`. `tx_id >= c.tx_id` comes first so that an index on
-/// `(…, tx_id, seq)` starts its range scan at the cursor.
-fn after(c: TimelineCursor) -> Condition {
-    Condition::all().add(Column::TxId.gte(c.tx_id)).add(
-        Condition::any()
-            .add(Column::TxId.gt(c.tx_id))
-            .add(Column::Seq.gt(c.seq)),
-    )
-}
 
 fn readable(backend: DatabaseBackend, q: Select<Entity>) -> Select<Entity> {
     if backend == DatabaseBackend::Postgres {
@@ -50,7 +40,7 @@ pub async fn tail(
 ) -> AppResult<Vec<Model>> {
     let q = readable(
         db.get_database_backend(),
-        Entity::find().filter(after(cursor)),
+        Entity::find().filter(after_cursor(db.get_database_backend(), &cursor)),
     );
     Ok(in_order(q).limit(limit).all(db).await?)
 }
@@ -80,7 +70,8 @@ pub async fn replay(
     if filter.types.as_ref().is_some_and(|t| t.is_empty()) {
         return Ok(vec![]);
     }
-    let q = visible(db.get_database_backend(), owner_id, filter).filter(after(cursor));
+    let q = visible(db.get_database_backend(), owner_id, filter)
+        .filter(after_cursor(db.get_database_backend(), &cursor));
     Ok(in_order(q).limit(limit).all(db).await?)
 }
 
