@@ -118,15 +118,20 @@ async fn restore_to(
     })
 }
 
-/// Restores `dir` to `commit`.
-pub async fn restore(
+/// Restores the task's code (its worktree, else its repository) to `commit`; `None`
+/// for a task with no code, which gets no operation rather than a pretend one.
+pub async fn restore_task(
     app: &App,
     viewer: &Viewer,
-    task_id: Uuid,
-    dir: &Path,
+    task: &task::Model,
     commit: &str,
-) -> AppResult<Ran> {
-    restore_to(app, viewer, task_id, dir, RestoreTo::Commit(commit)).await
+) -> AppResult<Option<Ran>> {
+    match code_dir(task) {
+        Some(dir) => Ok(Some(
+            restore_to(app, viewer, task.id, &dir, RestoreTo::Commit(commit)).await?,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// Puts `dir` back to the state a restore saved under `saved_ref`.

@@ -124,9 +124,7 @@ pub async fn resume_supervisor(
     if let Some(cp_id) = checkpoint_id {
         let (cp, snapshot) = code::checkpoint_of(app.store.db(), viewer, cp_id, task_id).await?;
         let phase = phase_at(app, viewer, &snapshot).await?;
-        if let Some(dir) = code::code_dir(&task) {
-            ran = Some(code::restore(app, viewer, task_id, &dir, &cp.commit_sha).await?);
-        }
+        ran = code::restore_task(app, viewer, &task, &cp.commit_sha).await?;
         target = Some((cp, snapshot, phase));
     }
 
@@ -246,9 +244,7 @@ pub async fn resume_task(
     let mut ran: Option<Ran> = None;
     if let Some(cp_id) = checkpoint_id {
         let (cp, snapshot) = code::checkpoint_of(app.store.db(), viewer, cp_id, task_id).await?;
-        if let Some(dir) = code::code_dir(&task) {
-            ran = Some(code::restore(app, viewer, task_id, &dir, &cp.commit_sha).await?);
-        }
+        ran = code::restore_task(app, viewer, &task, &cp.commit_sha).await?;
         target = Some(snapshot);
     }
     let txn = code::recording_txn(app, held).await?;

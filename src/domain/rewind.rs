@@ -6,7 +6,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::code::{self, Ran};
+use super::code;
 use super::kinds::{HistoryEventType, TaskStatus};
 use super::tasks::{lock_for_change, status_of};
 use super::{App, Viewer};
@@ -110,8 +110,8 @@ pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> A
         let applies =
             code::newest_prefix_checkpoint(app.store.db(), viewer, task_id, &pre_view, keep)
                 .await?;
-        if let (Some((cp, _)), Some(dir)) = (applies, code::code_dir(&task)) {
-            ran = Some(code::restore(app, viewer, task_id, &dir, &cp.commit_sha).await?);
+        if let Some((cp, _)) = applies {
+            ran = code::restore_task(app, viewer, &task, &cp.commit_sha).await?;
         }
     }
     let txn = code::recording_txn(app, held).await?;
@@ -298,10 +298,7 @@ pub async fn rewind_task(
     not_running(&task)?;
     let (cp, snapshot) =
         code::checkpoint_of(app.store.db(), viewer, checkpoint_id, task_id).await?;
-    let ran: Option<Ran> = match code::code_dir(&task) {
-        Some(dir) => Some(code::restore(app, viewer, task_id, &dir, &cp.commit_sha).await?),
-        None => None,
-    };
+    let ran = code::restore_task(app, viewer, &task, &cp.commit_sha).await?;
     let txn = code::recording_txn(app, held).await?;
     let recorded = async {
         let (mut now_task, contract) = lock_for_change(&txn, viewer, task_id).await?;
