@@ -48,6 +48,26 @@ pub struct ServeArgs {
     /// Load the demo data set (owned by the printed key) before serving.
     #[arg(long)]
     pub demo: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Transport limits (see `server::Limits`).
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Seconds a client has to send a request's headers (also how long an idle
+    /// keep-alive connection stays open).
+    #[arg(long, env = "MAKIMA_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "MAKIMA_BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout: u64,
+    /// Open HTTP connections at most; more wait to be accepted.
+    #[arg(long, env = "MAKIMA_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Open WebSocket connections at most; more are refused with 503.
+    #[arg(long, env = "MAKIMA_MAX_WEBSOCKETS", default_value_t = 10_000)]
+    pub max_websockets: usize,
 }
 
 #[derive(Subcommand, Debug)]

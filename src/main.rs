@@ -1,9 +1,10 @@
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use makima::config::{ApiKeyCommand, Cli, Command, ServeArgs};
 use makima::error::AppError;
-use makima::server::{AppState, auth};
+use makima::server::{AppState, Limits, auth};
 use makima::store::{Store, StoreOptions, owners};
 use tracing_subscriber::EnvFilter;
 
@@ -38,7 +39,14 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
         .local_addr()
         .map_err(|e| AppError::internal(e.to_string()))?;
     tracing::info!("makima listening; GraphiQL at http://{addr}/graphql");
-    makima::server::serve(listener, AppState::new(app), shutdown_signal())
+    let limits = Limits {
+        header_timeout: Duration::from_secs(args.limits.header_timeout.max(1)),
+        body_timeout: Duration::from_secs(args.limits.body_timeout.max(1)),
+        max_connections: args.limits.max_connections.max(1),
+        max_websockets: args.limits.max_websockets,
+    };
+    let state = AppState::new(app).with_limits(limits);
+    makima::server::serve(listener, state, shutdown_signal())
         .await
         .map_err(|e| AppError::internal(format!("server: {e}")))
 }

@@ -96,7 +96,6 @@ async fn refused_paths_share_one_message_that_names_no_path() {
         hidden_s.clone(),
         ".makima".to_owned(),
         "".to_owned(),
-        "repo1\0".to_owned(),
     ];
     let mut messages = std::collections::BTreeSet::new();
     for r in &repos {
@@ -118,6 +117,14 @@ async fn refused_paths_share_one_message_that_names_no_path() {
         1,
         "one message for every refusal: {messages:?}"
     );
+    // A NUL is refused in every string before any path is looked at (PostgreSQL cannot
+    // store it), with a message that says so and still names no path.
+    for query in [CREATE_TASK, CREATE_CONTRACT] {
+        let reply = t
+            .fails("BAD_USER_INPUT", query, json!({ "n": "t", "r": "repo1\0" }))
+            .await;
+        assert!(!message(&reply).contains("repo1"), "{}", reply.body);
+    }
 
     // Worktrees must be the repository's own.
     let mut messages = std::collections::BTreeSet::new();

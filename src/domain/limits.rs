@@ -8,6 +8,9 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub const MAX_CONTENT_BYTES: usize = 256 * 1024;
 pub const MAX_PHASES: usize = 20;
 pub const MAX_BATCH: usize = 100;
+/// How deeply stored JSON may nest: well below serde_json's recursion limit (128), so
+/// whatever is stored can always be read back.
+pub const MAX_JSON_DEPTH: usize = 64;
 pub const DEFAULT_PHASES: [&str; 5] = ["research", "specify", "plan", "execute", "review"];
 
 /// A required name: 1..=256 Unicode scalar values, not only whitespace.
@@ -38,8 +41,29 @@ pub fn text(field: &str, value: Option<&str>) -> AppResult<()> {
     }
 }
 
-/// A JSON value, serialised, at most 256 KiB. Returns the serialisation.
+/// How deeply `value` nests (a scalar is 1), counted without recursion.
+fn json_depth(value: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        match v {
+            serde_json::Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            serde_json::Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// A JSON value, serialised, at most 256 KiB and nested at most 64 levels. Returns the
+/// serialisation.
 pub fn json(field: &str, value: &serde_json::Value) -> AppResult<String> {
+    if json_depth(value) > MAX_JSON_DEPTH {
+        return Err(AppError::bad_input(format!(
+            "{field} nests deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
     let s = value.to_string();
     if s.len() > MAX_CONTENT_BYTES {
         return Err(AppError::bad_input(format!(
@@ -97,6 +121,20 @@ pub fn phases(value: Option<Vec<String>>) -> AppResult<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_deeper_than_the_limit_is_refused() {
+        let nest = |n: usize| -> serde_json::Value {
+            let mut v = serde_json::json!(1);
+            for _ in 1..n {
+                v = serde_json::json!([v]);
+            }
+            v
+        };
+        assert_eq!(json_depth(&nest(MAX_JSON_DEPTH)), MAX_JSON_DEPTH);
+        assert!(json("content", &nest(MAX_JSON_DEPTH)).is_ok());
+        assert!(json("content", &nest(MAX_JSON_DEPTH + 1)).is_err());
+    }
 
     #[test]
     fn names_count_scalar_values_not_bytes() {

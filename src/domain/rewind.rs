@@ -65,7 +65,8 @@ fn kept(length: i32, to_index: Option<i32>, by_count: Option<i32>) -> AppResult<
         (None, Some(n)) if n < 0 => {
             return Err(AppError::bad_input("byMessageCount must not be negative"));
         }
-        (Some(i), None) => i + 1,
+        // At i32::MAX the index is beyond any conversation; refused below.
+        (Some(i), None) => i.saturating_add(1),
         (None, Some(n)) => length - n,
         _ => {
             return Err(AppError::bad_input(

@@ -15,6 +15,19 @@ use crate::store::keyset::Window;
 pub const DEFAULT_PAGE: i32 = 20;
 pub const MAX_PAGE: i32 = 100;
 
+/// The cost of a connection field in the query's complexity: its selection counted
+/// once per item of the largest page it can return (`first` or `last`, default 20;
+/// sizes outside 0..=100 are refused later, so they are clamped here), plus the field.
+/// Capped far below `usize::MAX` so the sums async-graphql builds cannot overflow.
+#[must_use]
+pub fn page_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
+    let size = first.or(last).unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let size = usize::try_from(size).unwrap_or(1);
+    size.saturating_mul(child_complexity)
+        .saturating_add(1)
+        .min(1 << 40)
+}
+
 /// The four Relay arguments as the client sent them.
 #[derive(Clone, Debug, Default)]
 pub struct PageArgs {

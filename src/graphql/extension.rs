@@ -10,6 +10,7 @@ use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ServerError, ServerResult, ValidationResult, Value, Variables};
 
 use super::MAX_ALIASES;
+use crate::error::AppError;
 
 pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
 pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
@@ -68,6 +69,15 @@ fn failure_code(query: &str) -> &'static str {
     }
 }
 
+/// Selection sets nested too deep break the depth limit (a validation failure, as for
+/// any document deeper than 20); values nested too deep are refused as unparseable.
+pub fn nesting_code(too_deep: &super::nesting::TooDeep) -> &'static str {
+    match too_deep {
+        super::nesting::TooDeep::Selections => VALIDATION_FAILED,
+        super::nesting::TooDeep::Values => PARSE_FAILED,
+    }
+}
+
 #[async_trait::async_trait]
 impl Extension for DocumentRules {
     async fn parse_query(
@@ -77,10 +87,29 @@ impl Extension for DocumentRules {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        // Every transport reaches the parser through here (WebSocket included), so the
+        // nesting bound that keeps the parser's recursion finite is applied here too.
+        if let Err(too_deep) = super::nesting::check(query) {
+            let code = nesting_code(&too_deep);
+            return Err(with_code(ServerError::new(too_deep.message(), None), code));
+        }
         let doc = next
             .run(ctx, query, variables)
             .await
             .map_err(|e| with_code(e, failure_code(query)))?;
+        if super::nul::found(&doc, variables) {
+            let err = AppError::bad_input(super::nul::MESSAGE);
+            return Err(with_code(
+                ServerError::new(err.public_message(), None),
+                err.code(),
+            ));
+        }
+        if let Err(message) = super::cost::check_fields(&doc) {
+            return Err(with_code(
+                ServerError::new(message, None),
+                VALIDATION_FAILED,
+            ));
+        }
         if alias_count(&doc) > MAX_ALIASES {
             return Err(with_code(
                 ServerError::new(
@@ -98,11 +127,18 @@ impl Extension for DocumentRules {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
+        let result = next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
                 .map(|e| with_code(e, VALIDATION_FAILED))
-                .collect()
-        })
+                .collect::<Vec<_>>()
+        })?;
+        if let Err(message) = super::cost::check_cost(result.complexity) {
+            return Err(vec![with_code(
+                ServerError::new(message, None),
+                VALIDATION_FAILED,
+            )]);
+        }
+        Ok(result)
     }
 }

@@ -2,11 +2,14 @@
 //! mapping. Resolvers stay thin: parse arguments, call `domain` or `store`, convert.
 
 pub mod connection;
+pub mod cost;
 pub mod cursor;
 pub mod error;
 pub mod extension;
 pub mod loaders;
 pub mod mutation;
+pub mod nesting;
+mod nul;
 pub mod query;
 pub mod subscription;
 pub mod types;
@@ -21,10 +24,10 @@ use loaders::Loaders;
 
 pub type MakimaSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
-/// Limits of API.md: depth 20, complexity 1,000 (GraphiQL's introspection needs at
-/// least depth 15 and complexity 230), 30 aliases (see `extension`).
+/// Limits of API.md: depth 20, complexity 1,000 fields (GraphiQL's introspection needs
+/// at least depth 15 and complexity 230), 30 aliases (see `extension`), and the cost of
+/// the answer by page sizes (see `cost`).
 pub const MAX_DEPTH: usize = 20;
-pub const MAX_COMPLEXITY: usize = 1000;
 pub const MAX_ALIASES: usize = 30;
 
 pub fn schema(app: Option<App>) -> MakimaSchema {
@@ -43,7 +46,6 @@ fn build(app: Option<App>, events: Option<Events>) -> MakimaSchema {
         subscription::Subscription,
     )
     .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY)
     .extension(extension::DocumentRules);
     if let Some(app) = app {
         builder = builder.data(app);

@@ -1,6 +1,6 @@
 use async_graphql::{Context, ID, Object, Result};
 
-use super::connection::PageArgs;
+use super::connection::{PageArgs, page_cost};
 use super::cursor::{ContractKey, Cursor};
 use super::types::checkpoint::Checkpoint;
 use super::types::contract::{Contract, ContractConnection};
@@ -15,6 +15,12 @@ use crate::store::{checkpoints, contracts, tasks};
 /// delay to a lone key. Relations below them go through the loaders.
 pub struct Query;
 
+/// Reads. Every document is priced before it runs: each field costs 1, and a
+/// connection's selection counts once per item of the page it asks for (`first` or
+/// `last`, default 20), so `contracts(first: 10) { nodes { tasks(first: 100) { nodes { id
+/// } } } }` costs 10 × (100 × 2 + 2) + 1 = 2,021. A document that costs more than 50,000,
+/// selects more than 1,000 fields or nests deeper than 20 is refused with
+/// `GRAPHQL_VALIDATION_FAILED` before it touches the database.
 #[Object]
 impl Query {
     /// The owner that the request's API key belongs to.
@@ -30,6 +36,7 @@ impl Query {
     }
 
     /// The viewer's contracts, oldest first.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn contracts(
         &self,
         ctx: &Context<'_>,
@@ -64,6 +71,7 @@ impl Query {
     }
 
     /// The viewer's tasks, oldest first.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn tasks(
         &self,
         ctx: &Context<'_>,
@@ -87,6 +95,7 @@ impl Query {
     }
 
     /// Every history event the viewer may see, oldest first, across all contracts and tasks.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn timeline(
         &self,
         ctx: &Context<'_>,

@@ -5,11 +5,10 @@ pub mod auth;
 mod documents;
 mod graphiql;
 mod http;
+mod listen;
 pub mod ws;
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -19,6 +18,8 @@ use axum::routing::get;
 use crate::domain::App;
 use crate::events::Events;
 use crate::graphql::{MakimaSchema, live_schema};
+pub use http::MAX_BODY;
+pub use listen::{Limits, serve};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -31,6 +32,8 @@ pub struct AppState {
     pub ws: ws::Registry,
     /// Parsed documents of recent requests.
     pub documents: Arc<documents::Documents>,
+    /// Timeouts and connection caps of the transport.
+    pub limits: Limits,
 }
 
 impl AppState {
@@ -49,7 +52,15 @@ impl AppState {
             events,
             ws: ws::Registry::default(),
             documents: Default::default(),
+            limits: Limits::default(),
         }
+    }
+
+    /// The same state with other transport limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -69,23 +80,4 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
     }
-}
-
-/// Serves until `shutdown` resolves, then stops accepting, lets HTTP requests in flight
-/// finish, closes every WebSocket (1001) and waits for them (at most 10 s).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let registry = state.ws.clone();
-    let closing = registry.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closing.close_all();
-        })
-        .await?;
-    registry.closed(Duration::from_secs(10)).await;
-    Ok(())
 }

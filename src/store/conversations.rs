@@ -223,7 +223,10 @@ pub async fn page(
             .filter(message::Column::Phase.eq(phase));
         return keyset::page::<ByPosition>(db, base, window).await;
     }
-    let lo = window.after.map_or(0, |a| (a + 1).max(0)).min(view.length);
+    let lo = window
+        .after
+        .map_or(0, |a| a.saturating_add(1).max(0))
+        .min(view.length);
     let hi = window
         .before
         .map_or(view.length, |b| b.clamp(0, view.length))
@@ -232,7 +235,7 @@ pub async fn page(
     let (from, to) = if window.from_end {
         ((hi - limit).max(lo), hi)
     } else {
-        (lo, (lo + limit).min(hi))
+        (lo, lo.saturating_add(limit).min(hi))
     };
     let items = range(db, owner_id, view, from, to).await?;
     Ok(Paged {

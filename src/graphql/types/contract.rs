@@ -12,7 +12,7 @@ use crate::domain::contracts::{phases_of, status_of};
 use crate::domain::kinds::ContractStatus;
 use crate::entities::contract;
 use crate::error::AppError;
-use crate::graphql::connection::{PageArgs, TotalCount, connection};
+use crate::graphql::connection::{PageArgs, TotalCount, connection, page_cost};
 use crate::graphql::cursor::{CheckpointKey, Cursor};
 use crate::graphql::{app, loaders, owner, to_id};
 use crate::store::checkpoints;
@@ -79,6 +79,7 @@ impl Contract {
     }
     /// The supervisor's conversation across all phases (its current branch), oldest
     /// first; with `phase`, only the messages written in that phase.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn conversation(
         &self,
         ctx: &Context<'_>,
@@ -97,6 +98,7 @@ impl Contract {
         Ok(conversation_connection(ctx, task.conversation_id, phase, args).await?)
     }
     /// This contract's slice of the timeline: the contract's own events and its tasks' events.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn history(
         &self,
         ctx: &Context<'_>,
@@ -111,6 +113,7 @@ impl Contract {
         Ok(timeline_connection(ctx, PageArgs::new(first, after, last, before), filter).await?)
     }
     /// The contract's tasks, oldest first, the supervisor task included.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn tasks(
         &self,
         ctx: &Context<'_>,
@@ -125,6 +128,7 @@ impl Contract {
         Ok(task_connection(ctx, PageArgs::new(first, after, last, before), filter).await?)
     }
     /// Checkpoints of every task of the contract, oldest first.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn checkpoints(
         &self,
         ctx: &Context<'_>,

@@ -11,7 +11,7 @@ use super::task_event::{TaskEvent, TaskEventConnection};
 use crate::domain::kinds::TaskStatus;
 use crate::entities::task;
 use crate::error::{AppError, AppResult};
-use crate::graphql::connection::{PageArgs, TotalCount, connection};
+use crate::graphql::connection::{PageArgs, TotalCount, connection, page_cost};
 use crate::graphql::cursor::{CheckpointNumber, Cursor};
 use crate::graphql::{app, loaders, owner, to_id};
 use crate::store::{checkpoints, conversations, task_events, tasks};
@@ -136,6 +136,7 @@ impl Task {
         load_task(ctx, self.0.continued_from_task_id).await
     }
     /// Tasks forked from this one, oldest first.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn forks(
         &self,
         ctx: &Context<'_>,
@@ -151,6 +152,7 @@ impl Task {
         Ok(task_connection(ctx, PageArgs::new(first, after, last, before), filter).await?)
     }
     /// The task's conversation (its current branch), oldest first.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn conversation(
         &self,
         ctx: &Context<'_>,
@@ -163,6 +165,7 @@ impl Task {
         Ok(conversation_connection(ctx, self.0.conversation_id, None, args).await?)
     }
     /// Output and tool-call history with timestamps, in sequence order.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -193,6 +196,7 @@ impl Task {
         ))
     }
     /// The task's checkpoints in the order they were taken.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn checkpoints(
         &self,
         ctx: &Context<'_>,

@@ -110,6 +110,9 @@ async fn handshake(
             msg = conn.socket.recv() => msg,
         };
         let text = match msg {
+            Some(Err(err)) if too_big(&err) => {
+                return conn.close(close::TOO_BIG, "message too large").await;
+            }
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Binary(_))) => {
@@ -183,6 +186,9 @@ async fn operate(mut conn: Conn, state: &AppState, session: Arc<Data>) -> Option
             msg = conn.socket.recv() => {
                 heard = true;
                 let text = match msg {
+                    Some(Err(err)) if too_big(&err) => {
+                        return conn.close(close::TOO_BIG, "message too large").await;
+                    }
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Binary(_))) => {
@@ -204,7 +210,10 @@ async fn operate(mut conn: Conn, state: &AppState, session: Arc<Data>) -> Option
                             old.abort();
                         }
                         if running.len() >= MAX_OPERATIONS {
-                            let err = async_graphql::ServerError::new("too many operations on one connection", None);
+                            let err = crate::graphql::extension::with_code(
+                                async_graphql::ServerError::new("too many operations on one connection", None),
+                                "BAD_REQUEST",
+                            );
                             let (text, _) = protocol::result(conn.protocol, &id, &Response::from_errors(vec![err]));
                             if !conn.send(text).await { break }
                             continue;
@@ -269,6 +278,14 @@ async fn operate(mut conn: Conn, state: &AppState, session: Arc<Data>) -> Option
         }
     }
     None
+}
+
+/// Whether a receive failed because the message was larger than the limit (the
+/// peer then gets 1009, as RFC 6455 asks, instead of a dropped connection).
+fn too_big(err: &axum::Error) -> bool {
+    std::error::Error::source(err)
+        .and_then(|e| e.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
 /// The outputs of one operation: its results, then its end.

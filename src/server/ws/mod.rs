@@ -46,6 +46,13 @@ pub async fn ws_only(State(state): State<AppState>, req: Request) -> Response {
 }
 
 async fn upgrade(state: AppState, req: Request) -> Response {
+    if state.ws.open_connections() >= state.limits.max_websockets {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many WebSocket connections; try again later",
+        )
+            .into_response();
+    }
     let (mut parts, _) = req.into_parts();
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
         Ok(ws) => ws,
