@@ -265,3 +265,53 @@ async fn write_transactions_carry_their_timeouts() {
     assert_eq!(scalar(&plain, SETTINGS).await, 0);
     plain.rollback().await.unwrap();
 }
+
+/// A transaction on makima's database that is not a makima writer (an operator's
+/// session, say) holds a transaction id: the timeline does not wait for it either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unannounced_transaction_in_makimas_database_does_not_hold_back_the_timeline() {
+    let app = TestApp::new().await;
+    if skip_unless_postgres(&app) {
+        return;
+    }
+    let start = app.last_cursor().await;
+    let other = app.app.store.db().begin().await.unwrap();
+    let other_xid = scalar(&other, "SELECT txid_current() AS v").await;
+    let began = Instant::now();
+    let task = app.create_task("meanwhile", None).await;
+    assert!(began.elapsed() < Duration::from_secs(1), "returns at once");
+    let seen = events_after(&app, &start).await;
+    assert_eq!(seen.len(), 1, "readable as soon as the mutation returned");
+    assert_eq!(seen[0].2, json!(task));
+    assert!(tx_of(&seen[0].0) > other_xid);
+    other.rollback().await.unwrap();
+}
+
+/// A makima writer caught between getting its transaction id and announcing it by id
+/// (simulated: a transaction holding only the pid announcement of `store::horizon`)
+/// still holds the timeline below it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_announced_only_by_pid_holds_the_timeline_below_it() {
+    let app = TestApp::new().await;
+    if skip_unless_postgres(&app) {
+        return;
+    }
+    let start = app.last_cursor().await;
+    let held = app.app.store.db().begin().await.unwrap();
+    scalar(
+        &held,
+        "SELECT 0::bigint AS v FROM (SELECT pg_advisory_xact_lock_shared(1835756897, pg_backend_pid())) AS l",
+    )
+    .await;
+    let held_xid = write_event(&held).await;
+    let task = app.create_task("later", None).await;
+    assert_eq!(events_after(&app, &start).await, vec![]);
+    held.commit().await.unwrap();
+    let seen = within(Duration::from_secs(5), "both events", || async {
+        let events = events_after(&app, &start).await;
+        (events.len() == 2).then_some(events)
+    })
+    .await;
+    assert_eq!(tx_of(&seen[0].0), held_xid);
+    assert_eq!(seen[1].2, json!(task));
+}
