@@ -122,10 +122,6 @@ impl Store {
         self
     }
 
-    pub fn timeouts(&self) -> Timeouts {
-        self.timeouts
-    }
-
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
     }
