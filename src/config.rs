@@ -1,8 +1,11 @@
 //! Command line and environment configuration.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::store::Timeouts;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,6 +36,25 @@ pub struct DatabaseArgs {
     /// Connections in the pool.
     #[arg(long, env = "MAKIMA_DB_POOL", default_value_t = 8)]
     pub db_pool: u32,
+    /// Seconds a write transaction may spend in one statement or idle between two
+    /// (PostgreSQL): the server ends a stuck writer, which would otherwise hold back
+    /// every timeline reader.
+    #[arg(long, env = "MAKIMA_DB_WRITE_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub db_write_timeout: u64,
+    /// The same limit for a code operation's transaction, which stays open while git
+    /// runs.
+    #[arg(long, env = "MAKIMA_DB_CODE_OPERATION_TIMEOUT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub db_code_operation_timeout: u64,
+}
+
+impl DatabaseArgs {
+    /// The limits on makima's own write transactions.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            write: Duration::from_secs(self.db_write_timeout),
+            code_operation: Duration::from_secs(self.db_code_operation_timeout),
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

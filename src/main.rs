@@ -23,8 +23,16 @@ fn init_logging(cli: &Cli) {
     }
 }
 
+/// `makima::open` with the write-transaction limits of `args`.
+async fn open(args: &ServeArgs) -> Result<makima::domain::App, AppError> {
+    let mut app =
+        makima::open(&args.db.database_url, args.db.db_pool, &args.workspace_root).await?;
+    app.store = app.store.with_timeouts(args.db.timeouts());
+    Ok(app)
+}
+
 async fn serve(args: ServeArgs) -> Result<(), AppError> {
-    let app = makima::open(&args.db.database_url, args.db.db_pool, &args.workspace_root).await?;
+    let app = open(&args).await?;
     if args.demo {
         let key = makima::demo::load(&app).await?;
         println!("demo data loaded; API key (shown once):\n{key}");
@@ -72,7 +80,9 @@ async fn run(cli: Cli) -> Result<(), AppError> {
             Ok(())
         }
         Command::ApiKey(ApiKeyCommand::Create { owner, db }) => {
-            let store = Store::connect(&StoreOptions::new(db.database_url)).await?;
+            let store = Store::connect(&StoreOptions::new(&db.database_url))
+                .await?
+                .with_timeouts(db.timeouts());
             store.migrate().await?;
             let key = auth::create_key(&store, &owner).await?;
             println!("API key for owner \"{owner}\" (shown once):\n{key}");
@@ -83,8 +93,7 @@ async fn run(cli: Cli) -> Result<(), AppError> {
             Ok(())
         }
         Command::Demo(args) => {
-            let app =
-                makima::open(&args.db.database_url, args.db.db_pool, &args.workspace_root).await?;
+            let app = open(&args).await?;
             let key = makima::demo::load(&app).await?;
             println!("demo data loaded; API key (shown once):\n{key}");
             Ok(())

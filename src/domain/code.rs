@@ -261,7 +261,7 @@ pub async fn cross_process_lock(
     if !app.store.is_postgres() {
         return Ok(None);
     }
-    let txn = app.store.begin_write().await?;
+    let txn = app.store.begin_code_operation().await?;
     let key = i64::from_be_bytes(task_id.as_bytes()[8..16].try_into().expect("8 bytes"));
     txn.execute_raw(Statement::from_sql_and_values(
         txn.get_database_backend(),

@@ -122,8 +122,9 @@ impl Keyset for ByCursor {
 }
 
 /// The owner's events that match `filter` and are safe to hand out: on PostgreSQL only
-/// those below the oldest transaction still in flight, so that no event can later
-/// appear before a cursor a reader has already seen.
+/// those below the horizon (the oldest makima write transaction still in flight, see
+/// `horizon`), so that no event can later appear before a cursor a reader has
+/// already seen.
 pub(super) fn visible(
     backend: DatabaseBackend,
     owner_id: Uuid,
@@ -131,9 +132,7 @@ pub(super) fn visible(
 ) -> Select<Entity> {
     let mut q = Entity::find().filter(Column::OwnerId.eq(owner_id));
     if backend == DatabaseBackend::Postgres {
-        q = q.filter(Expr::cust(
-            "tx_id < (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint",
-        ));
+        q = q.filter(Expr::cust(super::horizon::BELOW_HORIZON));
     }
     if let Some(c) = filter.contract_id {
         q = q.filter(Column::ContractId.eq(c));

@@ -2,8 +2,9 @@
 //! a cursor (the tailer), one owner's matching events after a cursor (a subscriber's
 //! replay), and the task events that a batch of appends wrote.
 //!
-//! Like the timeline, these reads stop below the oldest PostgreSQL transaction still in
-//! flight, so an event never appears behind a cursor that was already handed out.
+//! Like the timeline, these reads stop below the horizon (the oldest makima write
+//! transaction still in flight on PostgreSQL, see `horizon`), so an event never
+//! appears behind a cursor that was already handed out.
 
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{
@@ -17,12 +18,9 @@ use crate::entities::history_event::{Column, Entity, Model};
 use crate::entities::task_event;
 use crate::error::AppResult;
 
-const BELOW_OLDEST_IN_FLIGHT: &str =
-    "tx_id < (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint";
-
 fn readable(backend: DatabaseBackend, q: Select<Entity>) -> Select<Entity> {
     if backend == DatabaseBackend::Postgres {
-        q.filter(Expr::cust(BELOW_OLDEST_IN_FLIGHT))
+        q.filter(Expr::cust(super::horizon::BELOW_HORIZON))
     } else {
         q
     }

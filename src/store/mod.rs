@@ -6,6 +6,7 @@ pub mod code_operations;
 pub mod contracts;
 pub mod conversations;
 pub mod history;
+mod horizon;
 pub mod idempotency;
 pub mod keyset;
 pub mod live;
@@ -35,6 +36,31 @@ pub struct Store {
     /// Bumped after every commit of a history event (see `commits`).
     commits: Arc<tokio::sync::watch::Sender<u64>>,
     chains: Arc<conversations::Chains>,
+    timeouts: Timeouts,
+    /// Whether the server bounds whole transactions (`transaction_timeout`).
+    transaction_timeout: bool,
+}
+
+/// How long makima's own write transactions may hold the timeline (PostgreSQL): readers
+/// stop below the oldest makima writer in flight, so a stuck writer is cut off. Each
+/// statement and each idle gap inside a transaction is bounded (and the whole
+/// transaction, on servers that support it); the server ends a transaction that
+/// overruns, which rolls it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Every write transaction but a code operation's.
+    pub write: Duration,
+    /// A code operation's transaction, which stays open while git runs.
+    pub code_operation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            write: Duration::from_secs(30),
+            code_operation: Duration::from_secs(300),
+        }
+    }
 }
 
 /// How to open the database.
@@ -78,12 +104,22 @@ impl Store {
         db.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
         });
+        let transaction_timeout = db.get_database_backend() == DatabaseBackend::Postgres
+            && server_version(&db).await? >= 170_000;
         Ok(Self {
             db,
             statements,
             commits: Arc::new(tokio::sync::watch::channel(0).0),
             chains: Default::default(),
+            timeouts: Timeouts::default(),
+            transaction_timeout,
         })
+    }
+
+    /// This store with other limits on its write transactions.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -111,13 +147,39 @@ impl Store {
 
     /// Begins a write transaction. On SQLite it is `IMMEDIATE`: it takes the write lock
     /// up front, so a read-then-write transaction never fails with "database is locked".
-    /// Dropping the transaction without `commit` rolls it back.
+    /// On PostgreSQL it announces itself to timeline readers and is bounded by the write
+    /// timeout (see `Timeouts`). Dropping the transaction without `commit` rolls it back.
     pub async fn begin_write(&self) -> AppResult<DatabaseTransaction> {
+        self.begin_within(self.timeouts.write).await
+    }
+
+    /// Begins the write transaction of a code operation, which holds its locks while git
+    /// runs: like `begin_write`, bounded by the code-operation timeout.
+    pub async fn begin_code_operation(&self) -> AppResult<DatabaseTransaction> {
+        self.begin_within(self.timeouts.code_operation).await
+    }
+
+    async fn begin_within(&self, limit: Duration) -> AppResult<DatabaseTransaction> {
         let opts = TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..Default::default()
         };
-        Ok(self.db.begin_with_options(opts).await?)
+        let txn = self.db.begin_with_options(opts).await?;
+        if self.is_postgres() {
+            let sql = if self.transaction_timeout {
+                horizon::BEGIN_WRITE_BOUNDED
+            } else {
+                horizon::BEGIN_WRITE
+            };
+            let millis = limit.as_millis().max(1).to_string();
+            txn.execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                sql,
+                [millis.into()],
+            ))
+            .await?;
+        }
+        Ok(txn)
     }
 
     /// Commits a write transaction whose last history event is `event`, then waits until
@@ -161,24 +223,25 @@ impl Store {
     }
 
     /// Waits until the history event written by transaction `tx_id` is readable by every
-    /// timeline reader (PostgreSQL readers stop below the oldest transaction in flight),
-    /// so a client that saw a mutation's response sees its event in the timeline.
-    /// Bounded: an unrelated long transaction delays visibility, never the response.
+    /// timeline reader (PostgreSQL readers stop below the oldest makima writer in
+    /// flight), so a client that saw a mutation's response sees its event in the
+    /// timeline. Bounded: an older makima writer still in flight delays visibility,
+    /// never the response for long.
     pub async fn await_visible(&self, tx_id: i64) -> AppResult<()> {
         if !self.is_postgres() {
             return Ok(());
         }
         let stmt = Statement::from_string(
             DatabaseBackend::Postgres,
-            "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint AS xmin",
+            format!("SELECT {} AS horizon", horizon::HORIZON),
         );
         let mut delay = Duration::from_micros(200);
         for _ in 0..40 {
             let row = self.db.query_one_raw(stmt.clone()).await?;
-            let xmin: i64 = row
-                .ok_or_else(|| AppError::internal("no snapshot row"))?
-                .try_get("", "xmin")?;
-            if xmin > tx_id {
+            let horizon: i64 = row
+                .ok_or_else(|| AppError::internal("no horizon row"))?
+                .try_get("", "horizon")?;
+            if horizon > tx_id {
                 return Ok(());
             }
             tokio::time::sleep(delay).await;
@@ -186,8 +249,20 @@ impl Store {
         }
         tracing::warn!(
             tx_id,
-            "history event not yet visible: a long transaction is in flight"
+            "history event not yet visible: an older makima write transaction is in flight"
         );
         Ok(())
     }
+}
+
+/// `server_version_num` of a PostgreSQL server (e.g. 150020).
+async fn server_version(db: &DatabaseConnection) -> AppResult<i64> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT current_setting('server_version_num')::bigint AS v",
+        ))
+        .await?
+        .ok_or_else(|| AppError::internal("no server version row"))?;
+    Ok(row.try_get("", "v")?)
 }
