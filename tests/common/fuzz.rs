@@ -184,21 +184,21 @@ pub struct Pool {
 /// An ID: the owner's own, another owner's, random UUIDs, UUID look-alikes, junk.
 pub fn id(c: &mut Choices, pool: &Pool) -> String {
     let own = || pool.own_ids.first().cloned().unwrap_or_default();
-    match c.pick(12) {
-        0..=2 => {
+    match c.pick(14) {
+        0..=4 => {
             if pool.own_ids.is_empty() {
                 own()
             } else {
                 c.one(&pool.own_ids).clone()
             }
         }
-        3 | 4 if !pool.foreign_ids.is_empty() => c.one(&pool.foreign_ids).clone(),
-        5 => uuid::Uuid::now_v7().to_string(),
-        6 => uuid::Uuid::nil().to_string(),
-        7 => own().to_uppercase(),
-        8 => format!("{{{}}}", own()),
-        9 => format!("urn:uuid:{}", own()),
-        10 => own().replace('-', ""),
+        5 | 6 if !pool.foreign_ids.is_empty() => c.one(&pool.foreign_ids).clone(),
+        7 => uuid::Uuid::now_v7().to_string(),
+        8 => uuid::Uuid::nil().to_string(),
+        9 => own().to_uppercase(),
+        10 => format!("{{{}}}", own()),
+        11 => format!("urn:uuid:{}", own()),
+        12 => own().replace('-', ""),
         _ => string(c),
     }
 }
@@ -222,6 +222,26 @@ const CURSOR_NUMBERS: [&str; 16] = [
     "",
     "1.2.3",
 ];
+/// The integer extremes, which most often break cursor arithmetic.
+const CURSOR_EXTREMES: [&str; 6] = [
+    "2147483647",
+    "-2147483648",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "-1",
+    "0",
+];
+
+/// A number for a mutated cursor, half the time an extreme.
+fn cursor_number(c: &mut Choices) -> &'static str {
+    let numbers: &[&'static str] = if c.chance(50) {
+        &CURSOR_EXTREMES
+    } else {
+        &CURSOR_NUMBERS
+    };
+    numbers[c.pick(numbers.len())]
+}
+
 const CURSOR_TAGS: [&str; 8] = ["n", "seq", "tl", "id", "cpn", "contract", "checkpoint", ""];
 
 /// A cursor: a valid one, one with its number(s) or tag replaced, base64 of random
@@ -248,15 +268,11 @@ pub fn cursor(c: &mut Choices, pool: &Pool) -> String {
             };
             let value = match value.split_once('.') {
                 Some((tx, _)) => {
-                    let tx = if c.chance(50) {
-                        c.one(&CURSOR_NUMBERS)
-                    } else {
-                        tx
-                    };
-                    format!("{tx}.{}", c.one(&CURSOR_NUMBERS))
+                    let tx = if c.chance(50) { cursor_number(c) } else { tx };
+                    format!("{tx}.{}", cursor_number(c))
                 }
                 None if uuid::Uuid::parse_str(value).is_ok() && c.chance(50) => id(c, pool),
-                None => c.one(&CURSOR_NUMBERS).to_string(),
+                None => cursor_number(c).to_string(),
             };
             URL_SAFE_NO_PAD.encode(format!("{tag}:{value}"))
         }
