@@ -1,9 +1,11 @@
 //! kill -9 during ingestion: several clients append task events and messages with
 //! idempotency keys to a real `makima serve` process, which is SIGKILLed once a number
 //! of calls were acknowledged (twice), restarted on the same database, and sent every
-//! unacknowledged call again with the same key and input. Every acknowledged or
-//! retried batch must then be stored exactly once, contiguous and in each client's
-//! order, with gapless sequences and indexes and one history event per batch.
+//! unacknowledged call again with the same key and input (and each client's last
+//! acknowledged calls too, as a client that died with the server would). Every
+//! acknowledged or retried batch must then be stored exactly once, contiguous and in
+//! each client's order, with gapless sequences and indexes and one history event per
+//! batch.
 
 mod common;
 
@@ -354,6 +356,32 @@ async fn retry_unanswered(
     }
 }
 
+/// Sends each client's last acknowledged call of each kind again, as a client that
+/// died with the server and lost its record of the answer would: the key must
+/// have survived the crash, so the call returns its first payload and stores nothing.
+async fn resend_acknowledged(server: &Spawned, key: &str, tasks: &[String], ledger: &Ledger) {
+    for client in 0..CLIENTS {
+        for messages in [false, true] {
+            let last = ledger
+                .acknowledged
+                .iter()
+                .rev()
+                .find(|c| c.client == client && c.messages == messages);
+            if let Some(call) = last {
+                let (query, vars) = call.request(tasks);
+                let reply = try_post(server.addr, key, query, &vars)
+                    .await
+                    .expect("resend answered");
+                assert!(
+                    call.acknowledged_by(&reply),
+                    "resend of {}: {reply}",
+                    call.key()
+                );
+            }
+        }
+    }
+}
+
 async fn crash_and_retry(app: &TestApp) {
     let key = app.key.clone();
     let (contract, _) = app.create_contract("ingest under kill -9").await;
@@ -372,6 +400,7 @@ async fn crash_and_retry(app: &TestApp) {
         let server = Spawned::start(&app.url, &workspace).await;
         let addr = server.addr;
         retry_unanswered(&server, &key, &tasks, &mut ledger, &mut stats).await;
+        resend_acknowledged(&server, &key, &tasks, &ledger).await;
         let (progress, mut watched) = watch::channel(acked.load(Ordering::SeqCst));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|c| {
@@ -405,6 +434,7 @@ async fn crash_and_retry(app: &TestApp) {
 
     let server = Spawned::start(&app.url, &workspace).await;
     retry_unanswered(&server, &key, &tasks, &mut ledger, &mut stats).await;
+    resend_acknowledged(&server, &key, &tasks, &ledger).await;
     eprintln!(
         "ingest_crash: {} calls stored; {} unanswered at {} kills, {} of them already committed",
         ledger.acknowledged.len(),
