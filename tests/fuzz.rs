@@ -3,7 +3,7 @@
 //! 5xx, no `INTERNAL_SERVER_ERROR`, every error carries `extensions.code`, another
 //! owner's data never shows, and the server still answers a normal request afterwards.
 //!
-//! Each target runs for `MAKIMA_FUZZ_SECONDS` (default 15) or `MAKIMA_FUZZ_CASES`
+//! Each target runs for `MAKIMA_FUZZ_SECONDS` (default 10) or `MAKIMA_FUZZ_CASES`
 //! cases, whichever ends first; `MAKIMA_FUZZ_SEED` (64 hex digits) replays a run.
 //! Inputs that hit a bug another engineer is fixing right now are skipped by
 //! `known_open_bug` and counted in the summary.
@@ -244,7 +244,7 @@ async fn still_answers(app: &TestApp) -> Result<(), String> {
 /// in batches with fresh seeds; a failure is shrunk and reported with its input.
 fn fuzz(name: &str, case: impl Fn(&[u32], &Mutex<Tally>) -> Result<(), String>) {
     count_panics();
-    let budget = Duration::from_secs(env_number("MAKIMA_FUZZ_SECONDS", 15));
+    let budget = Duration::from_secs(env_number("MAKIMA_FUZZ_SECONDS", 10));
     let max_cases = env_number("MAKIMA_FUZZ_CASES", 1_000_000) as usize;
     let mut seed = [0u8; 32];
     match std::env::var("MAKIMA_FUZZ_SEED") {
@@ -805,4 +805,97 @@ async fn too_many_websocket_operations_is_an_error_with_a_code() {
     .await;
     let code = c.error_code("one-too-many").await;
     assert!(!code.is_empty(), "the refusal carries extensions.code");
+}
+
+const APPEND_EVENTS: &str = "mutation($t: ID!, $e: [TaskEventInput!]!, $k: String) { appendTaskEvents(input: {taskId: $t, events: $e, idempotencyKey: $k}) { events { id sequence type data createdAt } } }";
+const APPEND_MESSAGES: &str = "mutation($t: ID!, $m: [MessageInput!]!, $k: String) { appendMessages(input: {taskId: $t, messages: $m, idempotencyKey: $k}) { messageCount messages { id index role content createdAt } } }";
+const READ_EVENTS: &str = "query($t: ID!) { task(id: $t) { events(last: 100) { nodes { id sequence type data createdAt } } } }";
+
+/// One keyed append with fuzzed JSON bodies, as an agent would send it.
+fn keyed_append(c: &mut Choices, task: &str, key: &str) -> (bool, Value) {
+    let body = |c: &mut Choices| serde_json::from_str::<Value>(&json(c, 0)).unwrap_or(Value::Null);
+    let items: Vec<Value> = (0..1 + c.pick(4)).map(|_| body(c)).collect();
+    let messages = c.chance(40);
+    let list: Vec<Value> = items
+        .into_iter()
+        .map(|b| {
+            if messages {
+                json!({ "role": "TOOL", "content": b })
+            } else {
+                json!({ "type": "TOOL_RESULT", "data": b })
+            }
+        })
+        .collect();
+    let field = if messages { "m" } else { "e" };
+    (messages, json!({ "t": task, field: list, "k": key }))
+}
+
+/// Ingestion keeps what it is given: a keyed append stores its fuzzed JSON exactly as
+/// sent, the same key and input return the first call's payload unchanged (and store
+/// nothing), and the same key with another input is CONFLICT.
+#[test]
+fn ingestion_round_trips_and_replays() {
+    let rt = runtime();
+    let w = rt.block_on(world());
+    let task = w.pool.own_ids[2].clone();
+    let keys = AtomicUsize::new(0);
+    fuzz("ingestion", |seq, tally| {
+        let mut c = Choices::new(seq);
+        let key = format!(
+            "fuzz-{}-{}",
+            keys.fetch_add(1, Ordering::SeqCst),
+            string(&mut c)
+        );
+        let (messages, vars) = keyed_append(&mut c, &task, &key);
+        let text = vars.to_string();
+        if let Some(bug) = known_open_bug("", &text, w.app.is_postgres()) {
+            *tally.lock().unwrap().skipped.entry(bug).or_default() += 1;
+            return Ok(());
+        }
+        tally.lock().unwrap().input = text.clone();
+        let query = if messages {
+            APPEND_MESSAGES
+        } else {
+            APPEND_EVENTS
+        };
+        rt.block_on(async {
+            let first = w.app.post(query, vars.clone()).await;
+            tally.lock().unwrap().codes_of(&first.body);
+            check_reply(&first).map_err(|e| format!("{e}\n  input: {text}"))?;
+            if first.body.get("errors").is_some() {
+                return Ok(());
+            }
+            let again = w.app.post(query, vars.clone()).await;
+            if again.body != first.body {
+                return Err(format!(
+                    "a replay changed the payload:\n  first {}\n  again {}\n  input: {text}",
+                    first.body, again.body
+                ));
+            }
+            if !messages {
+                let sent = &first.body["data"]["appendTaskEvents"]["events"];
+                let stored = w.app.ok(READ_EVENTS, json!({ "t": task })).await;
+                let nodes = stored["task"]["events"]["nodes"].as_array().cloned().unwrap_or_default();
+                let n = sent.as_array().map_or(0, Vec::len);
+                let tail = Value::Array(nodes[nodes.len().saturating_sub(n)..].to_vec());
+                if &tail != sent {
+                    return Err(format!(
+                        "stored events differ from the payload (or a replay stored more):\n  payload {sent}\n  stored {tail}\n  input: {text}"
+                    ));
+                }
+            }
+            let mut other = vars.clone();
+            let list = if messages { "m" } else { "e" };
+            let extra = other[list][0].clone();
+            other[list].as_array_mut().unwrap().push(extra);
+            let conflict = w.app.post(query, other).await;
+            if conflict.code() != Some("CONFLICT") {
+                return Err(format!(
+                    "the same key with another input: {}\n  input: {text}",
+                    conflict.body
+                ));
+            }
+            still_answers(&w.app).await
+        })
+    });
 }
