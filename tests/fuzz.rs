@@ -503,6 +503,11 @@ fn readme_examples_with_fuzzed_variables() {
         } else {
             query
         };
+        let query = if c.chance(30) {
+            swap_numbers(&mut c, &query)
+        } else {
+            query
+        };
         let mut vars = vec![];
         for v in declared_variables(&query) {
             let value = match c.pick(5) {
@@ -519,6 +524,23 @@ fn readme_examples_with_fuzzed_variables() {
         let case = envelope(&mut c, &w.app.key, &query, &variables, name.as_deref());
         http_case(&rt, &w, tally, &query, &variables, case)
     });
+}
+
+/// Replaces every run of digits in an example (page sizes, counts, versions in
+/// strings) with a fuzzed integer.
+fn swap_numbers(c: &mut Choices, query: &str) -> String {
+    let mut out = String::with_capacity(query.len());
+    let mut in_number = false;
+    for ch in query.chars() {
+        let digit = ch.is_ascii_digit();
+        if digit && !in_number {
+            out.push_str(&common::fuzz::int(c));
+        } else if !digit {
+            out.push(ch);
+        }
+        in_number = digit;
+    }
+    out
 }
 
 /// Every connection, paged by a fuzzed cursor, and every single fetch by a fuzzed ID.
