@@ -344,3 +344,55 @@ async fn leftover_scratch_indexes_are_removed() {
     assert!(!leftover.exists());
     assert!(repo.join(".git/HEAD").exists(), "nothing else is removed");
 }
+
+#[tokio::test]
+async fn symlinks_and_alternates_in_the_git_dir_are_refused() {
+    let t = TestApp::new().await;
+    let external = outside(&t, "external");
+    git(&external, &["init", "-q", "-b", "main"]);
+    git(&external, &["commit", "-q", "--allow-empty", "-m", "x"]);
+    let before = snapshot(&external);
+
+    // A reflog directory that lives outside the root: git would append to it.
+    let repo = t.git_repo("linked-logs");
+    let logs = outside(&t, "logs");
+    std::fs::remove_dir_all(repo.join(".git/logs")).unwrap();
+    std::os::unix::fs::symlink(&logs, repo.join(".git/logs")).unwrap();
+    assert_refused(&t, &t.key, "linked-logs").await;
+
+    // Alternates: another repository's objects would become restorable here.
+    let repo = t.git_repo("alternates");
+    std::fs::write(
+        repo.join(".git/objects/info/alternates"),
+        format!("{}\n", external.join(".git/objects").display()),
+    )
+    .unwrap();
+    assert_refused(&t, &t.key, "alternates").await;
+    assert_eq!(snapshot(&external), before);
+}
+
+#[tokio::test]
+async fn two_owners_racing_for_one_repository_cannot_both_win() {
+    let t = TestApp::new().await;
+    let repo = t.git_repo("shared");
+    git(
+        &repo,
+        &["worktree", "add", "-q", "-b", "wt", "../shared-wt"],
+    );
+    let bob = t.key_for("bob").await;
+    for round in 0..3 {
+        let (a, b) = tokio::join!(
+            t.post(CREATE_TASK, json!({ "r": "shared" })),
+            t.post_as(&bob, CREATE_TASK, json!({ "r": "shared-wt" })),
+        );
+        let won = [&a, &b].iter().filter(|r| r.code().is_none()).count();
+        assert_eq!(won, 1, "round {round}: {} / {}", a.body, b.body);
+        for r in [&a, &b] {
+            assert!(
+                matches!(r.code(), None | Some("BAD_USER_INPUT")),
+                "{}",
+                r.body
+            );
+        }
+    }
+}
