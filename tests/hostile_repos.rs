@@ -8,8 +8,8 @@ use std::path::Path;
 
 use common::TestApp;
 use common::hostile::{
-    CREATE_CONTRACT, CREATE_TASK, REWIND_TASK, assert_refused, git, marker_script, missing_message,
-    outside, snapshot, task_with_checkpoint,
+    CREATE_CONTRACT, CREATE_TASK, REWIND_TASK, ServerWithEnv, assert_refused, git, marker_script,
+    missing_message, outside, snapshot, task_with_checkpoint,
 };
 use serde_json::json;
 
@@ -395,4 +395,60 @@ async fn two_owners_racing_for_one_repository_cannot_both_win() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn git_configuration_in_the_server_environment_never_reaches_git() {
+    let t = TestApp::new().await;
+    let root = t.dir.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    let root = root.canonicalize().unwrap();
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join(".gitattributes"), "* filter=x\n").unwrap();
+    git(&repo, &["add", ".gitattributes"]);
+    git(&repo, &["commit", "-q", "-m", "attributes"]);
+    let marker = outside(&t, "markers").join("env-filter-ran");
+    let cmd = format!("touch '{}'; cat", marker.display());
+    // Configuration passed through the environment (git's GIT_CONFIG_COUNT protocol)
+    // and a GIT_DIR naming another repository.
+    let external = outside(&t, "external");
+    git(&external, &["init", "-q"]);
+    let external_git = external.join(".git");
+    let server = ServerWithEnv::start(
+        &t.url,
+        &root,
+        &[
+            ("GIT_CONFIG_COUNT", "1"),
+            ("GIT_CONFIG_KEY_0", "filter.x.clean"),
+            ("GIT_CONFIG_VALUE_0", &cmd),
+            ("GIT_DIR", external_git.to_str().unwrap()),
+        ],
+    )
+    .await;
+    let data = server.ok(&t.key, CREATE_TASK, json!({ "r": "repo" })).await;
+    let task = data["createTask"]["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    let data = server
+        .ok(
+            &t.key,
+            "mutation($t: ID!, $s: String!) { recordCheckpoint(input: {taskId: $t, commitSha: $s, message: \"m\"}) { checkpoint { id } } }",
+            json!({ "t": task, "s": head }),
+        )
+        .await;
+    let cp = data["recordCheckpoint"]["checkpoint"]["id"].clone();
+    std::fs::write(repo.join("dirty.txt"), "uncommitted").unwrap();
+    let data = server
+        .ok(&t.key, REWIND_TASK, json!({ "t": task, "c": cp }))
+        .await;
+    assert_eq!(data["rewindTask"]["codeOperation"]["status"], "DONE");
+    assert!(!repo.join("dirty.txt").exists(), "the rewind ran");
+    assert!(
+        !marker.exists(),
+        "a filter from the server's environment ran"
+    );
 }

@@ -115,3 +115,56 @@ pub fn marker_script(path: &Path, marker: &Path) {
     .unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// `makima serve` as a separate process with extra environment variables (what an
+/// operator's shell might export), on an ephemeral port; killed on drop.
+pub struct ServerWithEnv {
+    pub addr: std::net::SocketAddr,
+    _child: tokio::process::Child,
+}
+
+impl ServerWithEnv {
+    pub async fn start(database_url: &str, root: &Path, env: &[(&str, &str)]) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_makima"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
+            .arg(database_url)
+            .arg("--workspace-root")
+            .arg(root)
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn makima");
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = tokio::time::timeout(super::ws::WAIT, async {
+            while let Some(line) = lines.next_line().await.expect("read stderr") {
+                if let Some(rest) = line.split("http://").nth(1) {
+                    return rest.split('/').next().unwrap().parse().expect("address");
+                }
+            }
+            panic!("makima exited before listening");
+        })
+        .await
+        .expect("makima starts listening");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            addr,
+            _child: child,
+        }
+    }
+
+    /// Runs an operation that must succeed; returns its `data`.
+    pub async fn ok(
+        &self,
+        key: &str,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> serde_json::Value {
+        let body = super::process::http_post(self.addr, key, query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+}
