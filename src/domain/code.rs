@@ -90,7 +90,7 @@ async fn restore_to(
 ) -> AppResult<Ran> {
     let id = Uuid::now_v7();
     let saved_ref = format!("refs/makima/saved/{id}");
-    let repo = Repo::new(dir);
+    let repo = Repo::confined(dir, &app.workspace_root);
     let _repo_lock = app.locks.repo(dir).await;
     let commit = match to {
         RestoreTo::Commit(commit) => git::restore(&repo, commit, &saved_ref).await?,
@@ -155,7 +155,8 @@ pub async fn branch(
     commit: &str,
 ) -> AppResult<Ran> {
     let _repo_lock = app.locks.repo(repo).await;
-    let full = git::create_branch(&Repo::new(repo), branch, commit).await?;
+    let full =
+        git::create_branch(&Repo::confined(repo, &app.workspace_root), branch, commit).await?;
     let op = op_row(
         viewer,
         Uuid::now_v7(),
@@ -197,7 +198,13 @@ pub async fn worktree(
             .map_err(|e| AppError::internal(format!("worktree dir: {e}")))?;
     }
     let _repo_lock = app.locks.repo(repo).await;
-    let full = git::add_worktree(&Repo::new(repo), &path, branch, commit).await?;
+    let full = git::add_worktree(
+        &Repo::confined(repo, &app.workspace_root),
+        &path,
+        branch,
+        commit,
+    )
+    .await?;
     let op = op_row(
         viewer,
         Uuid::now_v7(),

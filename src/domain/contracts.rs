@@ -28,16 +28,20 @@ pub async fn create(
     limits::name("name", &input.name)?;
     limits::text("description", input.description.as_deref())?;
     let phases = limits::phases(input.phases)?;
-    let repository = match &input.repository {
+    let named = match &input.repository {
         Some(r) => {
             Some(paths::repository(&app.store, &app.workspace_root, viewer.owner_id, r).await?)
         }
         None => None,
     };
+    let repository = named.as_ref().map(|n| n.path.clone());
     let at = now();
     let contract_id = Uuid::now_v7();
     let task_id = Uuid::now_v7();
     let txn = app.store.begin_write().await?;
+    if let Some(n) = &named {
+        paths::claim(&txn, viewer.owner_id, n).await?;
+    }
     let contract = contracts::insert(
         &txn,
         contract::Model {

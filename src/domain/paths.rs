@@ -1,4 +1,7 @@
-//! Repository and worktree paths: canonicalised and confined to the workspace root.
+//! Repository and worktree paths: canonicalised, confined to the workspace root, and
+//! checked with git (`git::Repo::check`: the layout is git's own, nothing points outside
+//! the root, no configuration runs programs). Ownership is keyed by the repository's
+//! common dir and claimed in the transaction that records the task or contract.
 //!
 //! Every refusal uses one message that never echoes the path, so a client cannot probe
 //! which paths exist, nor which ones another owner uses.
@@ -8,7 +11,8 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
-use crate::store::{Store, tasks};
+use crate::git::{Layout, Repo};
+use crate::store::{Store, repositories, tasks};
 
 const REFUSED_REPOSITORY: &str =
     "repository must be an existing git repository inside the workspace root";
@@ -30,48 +34,81 @@ fn confine(root: &Path, input: &str) -> Option<PathBuf> {
     (canonical.starts_with(root) && !canonical.starts_with(&private)).then_some(canonical)
 }
 
-fn is_repository(path: &Path) -> bool {
-    path.join(".git").exists()
-}
-
-/// The git directory that a linked worktree's `.git` file points at.
-fn linked_gitdir(worktree: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(worktree.join(".git")).ok()?;
-    let gitdir = text.strip_prefix("gitdir:")?.trim();
-    worktree.join(gitdir).canonicalize().ok()
-}
-
-async fn not_used_by_others(
-    store: &Store,
-    owner_id: Uuid,
-    path: PathBuf,
-    refusal: &str,
-) -> AppResult<String> {
-    let s = path
-        .to_str()
-        .ok_or_else(|| AppError::bad_input(refusal))?
-        .to_owned();
-    if tasks::path_used_by_other_owner(store.db(), owner_id, &s).await? {
-        return Err(AppError::bad_input(refusal));
+/// The layout of a work tree git may run in, inside `root`; `None` for anything else
+/// (the reason goes to the log).
+async fn inspect(root: &Path, dir: &Path) -> Option<Layout> {
+    match Repo::confined(dir, root).check().await {
+        Ok(layout) => Some(layout),
+        Err(err) => {
+            tracing::info!(?err, "refused a repository or worktree path");
+            None
+        }
     }
-    Ok(s)
 }
 
-/// Resolves a client-given repository path to its canonical absolute form.
+fn utf8(path: &Path, refusal: &str) -> AppResult<String> {
+    path.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| AppError::bad_input(refusal))
+}
+
+/// A repository a client named, checked with git; `claim` records whose it is.
+#[derive(Clone, Debug)]
+pub struct NamedRepository {
+    /// The canonical path of the work tree the client named.
+    pub path: String,
+    common_dir: String,
+    /// Every work tree of the repository, for the first claim of a repository that
+    /// tasks used before ownership was recorded.
+    worktrees: Vec<String>,
+}
+
+/// Resolves a client-given repository path to its canonical absolute form, refusing
+/// anything that is not a work tree git may run in inside the root.
 pub async fn repository(
     store: &Store,
     root: &Path,
     owner_id: Uuid,
     input: &str,
-) -> AppResult<String> {
-    let path = confine(root, input)
-        .filter(|p| is_repository(p))
-        .ok_or_else(|| AppError::bad_input(REFUSED_REPOSITORY))?;
-    not_used_by_others(store, owner_id, path, REFUSED_REPOSITORY).await
+) -> AppResult<NamedRepository> {
+    let refused = || AppError::bad_input(REFUSED_REPOSITORY);
+    let path = confine(root, input).ok_or_else(refused)?;
+    let layout = inspect(root, &path).await.ok_or_else(refused)?;
+    let mut worktrees = vec![utf8(&path, REFUSED_REPOSITORY)?];
+    let listed = Repo::confined(&path, root)
+        .worktrees()
+        .await
+        .map_err(|_| refused())?;
+    worktrees.extend(listed.iter().filter_map(|p| p.to_str().map(str::to_owned)));
+    let named = NamedRepository {
+        path: worktrees[0].clone(),
+        common_dir: utf8(&layout.common_dir, REFUSED_REPOSITORY)?,
+        worktrees,
+    };
+    // Early answer; `claim` decides for good inside the recording transaction.
+    if tasks::path_used_by_other_owner(store.db(), owner_id, &named.path).await? {
+        return Err(refused());
+    }
+    Ok(named)
 }
 
-/// Resolves a worktree path, which must be `repository` itself or one of its linked
-/// worktrees.
+/// Claims the named repository for `owner_id` in `txn`, the transaction that records
+/// the task or contract naming it; another owner's repository is refused like a path
+/// that does not exist.
+pub async fn claim(
+    txn: &impl sea_orm::ConnectionTrait,
+    owner_id: Uuid,
+    named: &NamedRepository,
+) -> AppResult<()> {
+    if repositories::claim(txn, owner_id, &named.common_dir, &named.worktrees).await? {
+        Ok(())
+    } else {
+        Err(AppError::bad_input(REFUSED_REPOSITORY))
+    }
+}
+
+/// Resolves a worktree path, which must be a work tree of the same repository (the
+/// same common dir) as `repository`.
 pub async fn worktree(
     store: &Store,
     root: &Path,
@@ -79,13 +116,18 @@ pub async fn worktree(
     repository: &str,
     input: &str,
 ) -> AppResult<String> {
-    let repo = Path::new(repository);
-    let path = confine(root, input)
-        .filter(|p| {
-            p == repo
-                || linked_gitdir(p)
-                    .is_some_and(|gitdir| gitdir.starts_with(repo.join(".git").join("worktrees")))
-        })
-        .ok_or_else(|| AppError::bad_input(REFUSED_WORKTREE))?;
-    not_used_by_others(store, owner_id, path, REFUSED_WORKTREE).await
+    let refused = || AppError::bad_input(REFUSED_WORKTREE);
+    let path = confine(root, input).ok_or_else(refused)?;
+    let wt = inspect(root, &path).await.ok_or_else(refused)?;
+    let repo = inspect(root, Path::new(repository))
+        .await
+        .ok_or_else(refused)?;
+    if wt.common_dir != repo.common_dir {
+        return Err(refused());
+    }
+    let s = utf8(&path, REFUSED_WORKTREE)?;
+    if tasks::path_used_by_other_owner(store.db(), owner_id, &s).await? {
+        return Err(refused());
+    }
+    Ok(s)
 }

@@ -8,6 +8,7 @@ use super::kinds::{HistoryEventType, TaskStatus};
 use super::{App, Viewer, code, fork, limits, paths};
 use crate::entities::{code_operation, contract, task};
 use crate::error::{AppError, AppResult};
+use crate::git;
 use crate::store::history::{self, NewEvent};
 use crate::store::{contracts, conversations, tasks};
 use crate::time::now;
@@ -80,6 +81,9 @@ pub async fn create(
     limits::text("plan", input.plan.as_deref())?;
     limits::optional_name("branch", input.branch.as_deref())?;
     limits::optional_name("baseBranch", input.base_branch.as_deref())?;
+    for name in [&input.branch, &input.base_branch].into_iter().flatten() {
+        git::check_branch_name(name)?;
+    }
     let owner_id = viewer.owner_id;
     let parent = match input.parent_task_id {
         Some(id) => Some(
@@ -125,11 +129,15 @@ pub async fn create(
         }
         None => None,
     };
-    let repository = match (&input.repository, &source) {
-        (_, Some(source)) => source.repository.clone(),
+    let named = match (&input.repository, &source) {
         (Some(r), None) => {
             Some(paths::repository(&app.store, &app.workspace_root, owner_id, r).await?)
         }
+        _ => None,
+    };
+    let repository = match (&named, &source) {
+        (_, Some(source)) => source.repository.clone(),
+        (Some(n), None) => Some(n.path.clone()),
         (None, None) => contract.as_ref().and_then(|c| c.repository.clone()),
     };
     let worktree_path = match (&input.worktree_path, &repository) {
@@ -156,6 +164,9 @@ pub async fn create(
                 .await?
                 .ok_or_else(|| AppError::not_found("contract"))?;
             ensure_not_archived(&c)?;
+        }
+        if let Some(n) = &named {
+            paths::claim(&txn, owner_id, n).await?;
         }
         let conversation = conversations::create_root(&txn, owner_id, task_id).await?;
         let task = tasks::insert(

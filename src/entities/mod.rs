@@ -11,6 +11,7 @@ pub mod history_event;
 pub mod idempotency_key;
 pub mod message;
 pub mod owner;
+pub mod repository_owner;
 pub mod supervisor_state;
 pub mod task;
 pub mod task_event;

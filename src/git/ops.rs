@@ -3,16 +3,25 @@
 
 use std::path::Path;
 
-use super::{GitError, GitResult, Repo, check_branch_name};
+use super::{GitError, GitResult, Layout, Repo, check_branch_name, scratch};
 
 /// Saves the worktree's complete state (HEAD plus staged, unstaged and untracked
-/// changes; ignored files excluded) as a commit under `saved_ref`, without touching the
-/// worktree or its index.
-async fn save_state(repo: &Repo, saved_ref: &str) -> GitResult<String> {
-    let scratch = tempfile_path(repo)?;
-    let index = scratch.join("index");
+/// changes, and every tracked file, ignored or not; untracked ignored files excluded)
+/// as a commit under `saved_ref`, without touching the worktree or its index.
+async fn save_state(repo: &Repo, layout: &Layout, saved_ref: &str) -> GitResult<String> {
+    let index = scratch::index_path(&layout.git_dir);
     let env = [("GIT_INDEX_FILE", index.as_path())];
     let result = async {
+        // Starting from the real index keeps every tracked path: `add -A` on an empty
+        // index would skip tracked files that match .gitignore, and the undo would then
+        // delete them.
+        let real = layout.git_dir.join("index");
+        if real.is_file() {
+            std::fs::copy(&real, &index)
+                .map_err(|e| GitError::Failed(format!("copy the index: {e}")))?;
+        } else {
+            repo.git_env(&["read-tree", "HEAD"], &env).await?;
+        }
         repo.git_env(&["add", "-A", "--", "."], &env).await?;
         let tree = repo.git_env(&["write-tree"], &env).await?;
         let head = repo.head().await?;
@@ -30,23 +39,31 @@ async fn save_state(repo: &Repo, saved_ref: &str) -> GitResult<String> {
         Ok(commit)
     }
     .await;
-    let _ = std::fs::remove_dir_all(&scratch);
+    scratch::remove(&index);
     result
 }
 
-fn tempfile_path(repo: &Repo) -> GitResult<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("makima-index-{}", uuid::Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| GitError::Failed(format!("temp dir for {:?}: {e}", repo.dir)))?;
-    Ok(dir)
+/// Removes `rel` inside the work tree, unless a directory on the way is a symbolic
+/// link (git would not follow one either).
+fn remove_inside(dir: &Path, rel: &str) {
+    let mut at = dir.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        at.push(part);
+        if std::fs::symlink_metadata(&at).map_or(true, |m| !m.is_dir()) {
+            return;
+        }
+    }
+    let _ = std::fs::remove_file(dir.join(rel));
 }
 
 /// Makes the worktree, index and current branch equal to `commit`: files created after
 /// it are removed, ignored files kept. The replaced state is saved under `saved_ref`
 /// first. Returns the full commit id.
 pub async fn restore(repo: &Repo, commit: &str, saved_ref: &str) -> GitResult<String> {
+    let layout = repo.check().await?;
     let target = repo.resolve_commit(commit).await?;
-    save_state(repo, saved_ref).await?;
+    save_state(repo, &layout, saved_ref).await?;
     repo.git(&["reset", "--hard", "--quiet", &target]).await?;
     repo.git(&["clean", "-f", "-d", "--quiet"]).await?;
     Ok(target)
@@ -56,6 +73,7 @@ pub async fn restore(repo: &Repo, commit: &str, saved_ref: &str) -> GitResult<St
 /// at the saved HEAD, the files (uncommitted edits and untracked files included) as they
 /// were. The state it replaces is saved under `new_saved_ref`.
 pub async fn undo_restore(repo: &Repo, saved_ref: &str, new_saved_ref: &str) -> GitResult<String> {
+    let layout = repo.check().await?;
     let saved = repo
         .git(&[
             "rev-parse",
@@ -69,7 +87,7 @@ pub async fn undo_restore(repo: &Repo, saved_ref: &str, new_saved_ref: &str) -> 
     let head = repo
         .git(&["rev-parse", "--verify", &format!("{saved}^1")])
         .await?;
-    save_state(repo, new_saved_ref).await?;
+    save_state(repo, &layout, new_saved_ref).await?;
     repo.git(&["reset", "--hard", "--quiet", &head]).await?;
     repo.git(&["clean", "-f", "-d", "--quiet"]).await?;
     // Files of the saved state, left unstaged as they were.
@@ -77,6 +95,8 @@ pub async fn undo_restore(repo: &Repo, saved_ref: &str, new_saved_ref: &str) -> 
     let deleted = repo
         .git(&[
             "diff",
+            "--no-ext-diff",
+            "--no-textconv",
             "--name-only",
             "--no-renames",
             "--diff-filter=D",
@@ -85,7 +105,7 @@ pub async fn undo_restore(repo: &Repo, saved_ref: &str, new_saved_ref: &str) -> 
         ])
         .await?;
     for path in deleted.lines().filter(|l| !l.is_empty()) {
-        let _ = std::fs::remove_file(repo.dir.join(path));
+        remove_inside(&repo.dir, path);
     }
     repo.git(&["reset", "--quiet"]).await?;
     Ok(head)
@@ -94,6 +114,7 @@ pub async fn undo_restore(repo: &Repo, saved_ref: &str, new_saved_ref: &str) -> 
 /// Creates `branch` at `commit`; an existing branch is `BranchExists`.
 pub async fn create_branch(repo: &Repo, branch: &str, commit: &str) -> GitResult<String> {
     check_branch_name(branch)?;
+    repo.check().await?;
     let target = repo.resolve_commit(commit).await?;
     if repo.branch_exists(branch).await {
         return Err(GitError::BranchExists);
@@ -115,6 +136,7 @@ pub async fn add_worktree(
     commit: &str,
 ) -> GitResult<String> {
     check_branch_name(branch)?;
+    repo.check().await?;
     let target = repo.resolve_commit(commit).await?;
     if repo.branch_exists(branch).await {
         return Err(GitError::BranchExists);

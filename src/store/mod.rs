@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod keyset;
 pub mod live;
 pub mod owners;
+pub mod repositories;
 pub mod task_events;
 pub mod tasks;
 

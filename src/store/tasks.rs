@@ -100,12 +100,24 @@ pub async fn path_used_by_other_owner(
     owner_id: Uuid,
     path: &str,
 ) -> AppResult<bool> {
+    paths_used_by_other_owner(db, owner_id, &[path.to_owned()]).await
+}
+
+/// Whether another owner's task uses any of `paths` as its repository or worktree.
+pub async fn paths_used_by_other_owner(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    paths: &[String],
+) -> AppResult<bool> {
+    if paths.is_empty() {
+        return Ok(false);
+    }
     let n = Entity::find()
         .filter(Column::OwnerId.ne(owner_id))
         .filter(
             Condition::any()
-                .add(Column::Repository.eq(path))
-                .add(Column::WorktreePath.eq(path)),
+                .add(Column::Repository.is_in(paths.iter().cloned()))
+                .add(Column::WorktreePath.is_in(paths.iter().cloned())),
         )
         .limit(1)
         .count(db)

@@ -10,6 +10,7 @@
 pub mod browser;
 pub mod fuzz;
 pub mod horizon;
+pub mod hostile;
 pub mod process;
 pub mod ws;
 
