@@ -24,6 +24,8 @@ fn init_logging(cli: &Cli) {
 
 async fn serve(args: ServeArgs) -> Result<(), AppError> {
     let app = makima::open(&args.db.database_url, args.db.db_pool, &args.workspace_root).await?;
+    // Before serving: code operations a previous process left half done are undone.
+    makima::domain::code::reconcile(&app).await?;
     if args.demo {
         let key = makima::demo::load(&app).await?;
         println!("demo data loaded; API key (shown once):\n{key}");

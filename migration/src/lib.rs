@@ -7,6 +7,7 @@ mod m20261125_000001_initial;
 mod m20261125_000002_code_operations;
 mod m20261126_000003_history_tail_index;
 mod m20261126_000004_owner_scoped_history_indexes;
+mod m20261204_000002_code_operation_intents;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_code_operations::Migration),
             Box::new(m20261126_000003_history_tail_index::Migration),
             Box::new(m20261126_000004_owner_scoped_history_indexes::Migration),
+            Box::new(m20261204_000002_code_operation_intents::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@ pub mod contracts;
 pub mod conversations;
 pub mod history;
 pub mod idempotency;
+pub mod intents;
 pub mod keyset;
 pub mod live;
 pub mod owners;
