@@ -122,16 +122,32 @@ impl Store {
     }
 
     /// Commits a write transaction whose last history event is `event`, then waits until
-    /// that event is readable (see `await_visible`).
+    /// that event is readable (see `await_visible`). Only a failed COMMIT is an error.
     pub async fn commit(
         &self,
         txn: DatabaseTransaction,
         event: &history_event::Model,
     ) -> AppResult<()> {
+        self.commit_then(txn, self.await_visible(event.tx_id)).await
+    }
+
+    /// Commits, then runs `wait`. Once COMMIT succeeded the change is in the database, so
+    /// a failure of what follows is logged, never returned: a caller that took it for a
+    /// failed write would undo work the rows already record (a code operation's git step).
+    async fn commit_then(
+        &self,
+        txn: DatabaseTransaction,
+        wait: impl Future<Output = AppResult<()>>,
+    ) -> AppResult<()> {
         txn.commit().await?;
-        let visible = self.await_visible(event.tx_id).await;
+        if let Err(err) = wait.await {
+            tracing::warn!(
+                ?err,
+                "committed, but waiting for the event to be readable failed"
+            );
+        }
         self.commits.send_modify(|n| *n = n.wrapping_add(1));
-        visible
+        Ok(())
     }
 
     /// A signal that changes after every `commit` of a history event, once the event is
@@ -190,5 +206,28 @@ impl Store {
             "history event not yet visible: a long transaction is in flight"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failure_after_a_successful_commit_is_a_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&StoreOptions::new(url)).await.unwrap();
+        store.migrate().await.unwrap();
+        let txn = store.begin_write().await.unwrap();
+        owners::insert(&txn, "committed").await.unwrap();
+        let commits = store.commits();
+        let result = store
+            .commit_then(txn, async { Err(AppError::internal("connection lost")) })
+            .await;
+        assert!(result.is_ok(), "{result:?}");
+        assert!(commits.has_changed().unwrap(), "listeners are woken");
+        let found = owners::find_by_name(store.db(), "committed").await.unwrap();
+        assert!(found.is_some());
     }
 }
