@@ -85,12 +85,21 @@ async fn crash_during(t: &TestApp, arg: &str, stop: Stop, query: &str, vars: Val
 /// The one CODE_OPERATION_COMPLETED event: FAILED, undone, with its operation row.
 async fn assert_recorded_as_failed(t: &TestApp, task: &str, kind: &str) {
     assert!(intents::all(t.app.store.db()).await.unwrap().is_empty());
-    let events: Vec<Value> = t
-        .timeline()
-        .await
-        .into_iter()
-        .filter(|e| e["type"] == "CODE_OPERATION_COMPLETED")
-        .collect();
+    // On PostgreSQL the timeline hands out events below the oldest transaction in
+    // flight in the whole cluster, which another test's transaction may hold back.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let events = loop {
+        let events: Vec<Value> = t
+            .timeline()
+            .await
+            .into_iter()
+            .filter(|e| e["type"] == "CODE_OPERATION_COMPLETED")
+            .collect();
+        if !events.is_empty() || std::time::Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(events.len(), 1, "{events:?}");
     let e = &events[0];
     assert_eq!(e["task"]["id"], task);
@@ -239,4 +248,60 @@ async fn a_fork_killed_after_its_worktree_was_added_is_undone_at_restart() {
         .ok("{ tasks(first: 100) { totalCount } }", json!({}))
         .await;
     assert_eq!(tasks["tasks"]["totalCount"], 1, "no fork task");
+}
+
+#[tokio::test]
+async fn recovery_leaves_an_operation_of_a_live_process_alone() {
+    use makima::entities::code_operation_intent;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let t = TestApp::new().await;
+    let f = fixture(&t).await;
+    let task = Uuid::parse_str(&f.task).unwrap();
+    let owner = makima::store::owners::find_by_name(t.app.store.db(), "alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    // An announced restore whose git step has not run yet.
+    let intent = code_operation_intent::Model {
+        id: Uuid::now_v7(),
+        owner_id: owner,
+        task_id: task,
+        kind: "RESTORE".into(),
+        dir: f.repo.path(),
+        commit_sha: f.a.clone(),
+        saved_ref: Some("refs/makima/saved/never-written".into()),
+        branch: None,
+        worktree_path: None,
+        created_at: chrono::Utc::now(),
+    };
+    intents::insert(t.app.store.db(), intent.clone())
+        .await
+        .unwrap();
+    if t.is_postgres() {
+        // Another process's live operation holds the task's lock.
+        let live = t.app.store.begin_write().await.unwrap();
+        live.execute_raw(Statement::from_sql_and_values(
+            live.get_database_backend(),
+            "SELECT pg_advisory_xact_lock($1)",
+            [makima::domain::code::task_lock_key(task).into()],
+        ))
+        .await
+        .unwrap();
+        let settled = makima::domain::code::reconcile(&t.app).await.unwrap();
+        assert_eq!(settled, 0, "a live operation's intent is left alone");
+        assert!(
+            intents::by_id(t.app.store.db(), intent.id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        live.rollback().await.unwrap();
+    }
+    let settled = makima::domain::code::reconcile(&t.app).await.unwrap();
+    assert_eq!(settled, 1);
+    assert_worktree_untouched(&f);
+    assert_recorded_as_failed(&t, &f.task, "RESTORE").await;
+    assert_eq!(makima::domain::code::reconcile(&t.app).await.unwrap(), 0);
 }

@@ -145,7 +145,9 @@ async fn drop_txn(txn: Option<DatabaseTransaction>) {
     }
 }
 
-fn lock_key(task_id: Uuid) -> i64 {
+/// The key of a task's PostgreSQL advisory lock, held by a code operation from before
+/// its git step until it is recorded.
+pub fn task_lock_key(task_id: Uuid) -> i64 {
     i64::from_be_bytes(task_id.as_bytes()[8..16].try_into().expect("8 bytes"))
 }
 
@@ -161,7 +163,7 @@ async fn lock_task(app: &App, task_id: Uuid) -> AppResult<Option<DatabaseTransac
     txn.execute_raw(Statement::from_sql_and_values(
         txn.get_database_backend(),
         "SELECT pg_advisory_xact_lock($1)",
-        [lock_key(task_id).into()],
+        [task_lock_key(task_id).into()],
     ))
     .await?;
     Ok(Some(txn))
@@ -177,7 +179,7 @@ pub(super) async fn try_lock_task(txn: &DatabaseTransaction, task_id: Uuid) -> A
         .query_one_raw(Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
             "SELECT pg_try_advisory_xact_lock($1) AS locked",
-            [lock_key(task_id).into()],
+            [task_lock_key(task_id).into()],
         ))
         .await?
         .ok_or_else(|| AppError::internal("no lock row"))?;
