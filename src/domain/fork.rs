@@ -1,10 +1,10 @@
 //! Forking a task from any point of its history, branching at a checkpoint, and the
 //! worktree of a continued task. The source task is never changed.
 
+use std::path::Path;
+
 use serde_json::json;
 use uuid::Uuid;
-
-use std::path::Path;
 
 use super::code;
 use super::contracts::ensure_not_archived;
