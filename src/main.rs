@@ -33,6 +33,8 @@ async fn open(args: &ServeArgs) -> Result<makima::domain::App, AppError> {
 
 async fn serve(args: ServeArgs) -> Result<(), AppError> {
     let app = open(&args).await?;
+    // Before serving: code operations a previous process left half done are undone.
+    makima::domain::code::reconcile(&app).await?;
     if args.demo {
         let key = makima::demo::load(&app).await?;
         println!("demo data loaded; API key (shown once):\n{key}");

@@ -1,10 +1,12 @@
 //! Forking a task from any point of its history, branching at a checkpoint, and the
 //! worktree of a continued task. The source task is never changed.
 
+use std::path::Path;
+
 use serde_json::json;
 use uuid::Uuid;
 
-use super::code::{self, Ran};
+use super::code;
 use super::contracts::ensure_not_archived;
 use super::kinds::HistoryEventType;
 use super::tasks::lock_for_change;
@@ -76,11 +78,22 @@ pub async fn fork_task(app: &App, viewer: &Viewer, input: Fork) -> AppResult<For
         ensure_not_archived(&c.ok_or_else(|| AppError::internal("contract of task missing"))?)?;
     }
     let fork_id = Uuid::now_v7();
-    let mut ran: Option<Ran> = None;
+    let mut intent = None;
     if let (Some(cp), Some(repo)) = (&applies, &source.repository) {
         let branch = branch_for(input.branch_name.clone(), fork_id)?;
-        ran = Some(
-            code::worktree(app, viewer, fork_id, repo.as_ref(), &branch, &cp.commit_sha).await?,
+        let path = code::worktree_path(app, fork_id);
+        let repo = Path::new(repo);
+        intent = Some(
+            code::Intent::worktree(
+                viewer,
+                source.id,
+                fork_id,
+                repo,
+                &path,
+                &branch,
+                &cp.commit_sha,
+            )
+            .await?,
         );
     } else if let Some(b) = &input.branch_name {
         check_branch_name(b)?;
@@ -91,7 +104,13 @@ pub async fn fork_task(app: &App, viewer: &Viewer, input: Fork) -> AppResult<For
             .take(limits::MAX_NAME_CHARS)
             .collect()
     });
-    let txn = app.store.begin_write().await?;
+    // Forks of one task take its lock: an interrupted fork's intent is recovered under it.
+    let _guard = match &intent {
+        Some(_) => Some(app.locks.task(source.id).await),
+        None => None,
+    };
+    let step = code::announce(app, intent).await?;
+    let (txn, ran) = step.run(app, Ok(())).await?;
     let recorded = async {
         let (source, contract) = lock_for_change(&txn, viewer, source.id).await?;
         let conversation =
@@ -169,8 +188,12 @@ pub async fn branch_from_checkpoint(
         .clone()
         .ok_or_else(|| AppError::bad_input("the task has no repository to branch in"))?;
     let (cp, _) = code::checkpoint_of(app.store.db(), viewer, checkpoint_id, task_id).await?;
-    let ran = code::branch(app, viewer, task_id, repo.as_ref(), &branch, &cp.commit_sha).await?;
-    let txn = app.store.begin_write().await?;
+    let intent =
+        code::Intent::branch(viewer, task_id, repo.as_ref(), &branch, &cp.commit_sha).await?;
+    let _guard = app.locks.task(task_id).await;
+    let step = code::announce(app, Some(intent)).await?;
+    let (txn, ran) = step.run(app, Ok(())).await?;
+    let ran = ran.ok_or_else(|| AppError::internal("a branch without its git step"))?;
     let recorded = async {
         let (task, contract) = lock_for_change(&txn, viewer, task_id).await?;
         let op = code::record(&txn, Some(&ran)).await?.expect("recorded");
@@ -201,15 +224,15 @@ pub async fn branch_from_checkpoint(
     })
 }
 
-/// The worktree of a task that continues `source`: a new linked worktree on a new
-/// branch, starting at the head of the source's branch (else of its worktree).
+/// The intent of the worktree of a task that continues `source`: a new linked worktree
+/// on a new branch, starting at the head of the source's branch (else of its worktree).
 pub async fn continued_worktree(
     app: &App,
     viewer: &Viewer,
     source: &task::Model,
     task_id: Uuid,
     branch: Option<String>,
-) -> AppResult<Ran> {
+) -> AppResult<code::Intent> {
     let repo = source.repository.clone().ok_or_else(|| {
         AppError::bad_input("continueFromTaskId names a task without a repository")
     })?;
@@ -223,5 +246,15 @@ pub async fn continued_worktree(
             Repo::new(dir).head().await?
         }
     };
-    code::worktree(app, viewer, task_id, repo.as_ref(), &branch, &start).await
+    let path = code::worktree_path(app, task_id);
+    code::Intent::worktree(
+        viewer,
+        source.id,
+        task_id,
+        repo.as_ref(),
+        &path,
+        &branch,
+        &start,
+    )
+    .await
 }

@@ -130,6 +130,8 @@ stored_enum! {
         TaskForked => "TASK_FORKED",
         /// A branch was created at a checkpoint. data: {checkpointId, branch, commitSha}
         BranchCreated => "BRANCH_CREATED",
+        /// A code operation ended after its mutation had answered (one that a server stop interrupted before it was recorded is undone at the next start and ends FAILED). data: {codeOperationId, status, commitSha, error}
+        CodeOperationCompleted => "CODE_OPERATION_COMPLETED",
     }
 }
 
@@ -212,7 +214,7 @@ stored_enum! {
         Done => "DONE",
         /// Waiting for the daemon that owns the worktree.
         Queued => "QUEUED",
-        /// The daemon that owns the worktree reported a failure.
+        /// Did not happen (`error` says why): the daemon that owns the worktree reported a failure, or a server stop interrupted it and its git step was undone.
         Failed => "FAILED",
     }
 }

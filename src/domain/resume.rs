@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::code::{self, Ran};
+use super::code;
 use super::contracts::phases_of;
 use super::kinds::{HistoryEventType, TaskStatus};
 use super::tasks::{lock_for_change, note_activity, status_of};
@@ -111,24 +111,20 @@ pub async fn resume_supervisor(
         .ok_or_else(|| AppError::not_found("contract"))?;
     let task_id = state.task_id;
     let _guard = app.locks.task(task_id).await;
-    let held = if mode == ResumeMode::FromCheckpoint {
-        code::cross_process_lock(app, task_id).await?
-    } else {
-        None
-    };
-    let task = code::read_task(app, viewer, task_id, held.as_ref()).await?;
+    let task = code::read_task(app, viewer, task_id).await?;
     ensure_resumable(&task)?;
 
     let mut target = None;
-    let mut ran: Option<Ran> = None;
+    let mut intent = None;
     if let Some(cp_id) = checkpoint_id {
         let (cp, snapshot) = code::checkpoint_of(app.store.db(), viewer, cp_id, task_id).await?;
         let phase = phase_at(app, viewer, &snapshot).await?;
-        ran = code::restore_task(app, viewer, &task, &cp.commit_sha).await?;
+        intent = code::restore_intent(viewer, &task, &cp.commit_sha);
         target = Some((cp, snapshot, phase));
     }
-
-    let txn = code::recording_txn(app, held).await?;
+    let step = code::announce(app, intent).await?;
+    let checked = code::recheck(viewer, task_id, &step, |t| ensure_resumable(t).map(|_| ())).await;
+    let (txn, ran) = step.run(app, checked).await?;
     let recorded = async {
         let (mut task, _) = lock_for_change(&txn, viewer, task_id).await?;
         let from_status = ensure_resumable(&task)?;
@@ -233,21 +229,18 @@ pub async fn resume_task(
     checkpoint_id: Option<Uuid>,
 ) -> AppResult<TaskResumed> {
     let _guard = app.locks.task(task_id).await;
-    let held = if checkpoint_id.is_some() {
-        code::cross_process_lock(app, task_id).await?
-    } else {
-        None
-    };
-    let task = code::read_task(app, viewer, task_id, held.as_ref()).await?;
+    let task = code::read_task(app, viewer, task_id).await?;
     ensure_resumable(&task)?;
     let mut target = None;
-    let mut ran: Option<Ran> = None;
+    let mut intent = None;
     if let Some(cp_id) = checkpoint_id {
         let (cp, snapshot) = code::checkpoint_of(app.store.db(), viewer, cp_id, task_id).await?;
-        ran = code::restore_task(app, viewer, &task, &cp.commit_sha).await?;
+        intent = code::restore_intent(viewer, &task, &cp.commit_sha);
         target = Some(snapshot);
     }
-    let txn = code::recording_txn(app, held).await?;
+    let step = code::announce(app, intent).await?;
+    let checked = code::recheck(viewer, task_id, &step, |t| ensure_resumable(t).map(|_| ())).await;
+    let (txn, ran) = step.run(app, checked).await?;
     let recorded = async {
         let (mut task, contract) = lock_for_change(&txn, viewer, task_id).await?;
         let from_status = ensure_resumable(&task)?;

@@ -88,12 +88,7 @@ fn kept(length: i32, to_index: Option<i32>, by_count: Option<i32>) -> AppResult<
 pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> AppResult<Rewound> {
     let task_id = conversation_task(app, viewer, input.contract_id, input.task_id).await?;
     let _guard = app.locks.task(task_id).await;
-    let held = if input.rewind_code {
-        code::cross_process_lock(app, task_id).await?
-    } else {
-        None
-    };
-    let task = code::read_task(app, viewer, task_id, held.as_ref()).await?;
+    let task = code::read_task(app, viewer, task_id).await?;
     let pre_head = task.conversation_id;
     let pre_view = app.store.conversation(pre_head).await?;
     let keep = kept(
@@ -101,23 +96,28 @@ pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> A
         input.to_message_index,
         input.by_message_count,
     )?;
-    let mut ran = None;
+    let not_running = |t: &task::Model| match status_of(t)? {
+        TaskStatus::Running if input.rewind_code => Err(AppError::conflict(
+            "the task is RUNNING; stop it before rewinding its code",
+        )),
+        _ => Ok(()),
+    };
+    not_running(&task)?;
+    let mut intent = None;
     if input.rewind_code {
-        if status_of(&task)? == TaskStatus::Running {
-            return Err(AppError::conflict(
-                "the task is RUNNING; stop it before rewinding its code",
-            ));
-        }
         let applies =
             code::newest_prefix_checkpoint(app.store.db(), viewer, task_id, &pre_view, keep)
                 .await?;
         if let Some((cp, _)) = applies {
-            ran = code::restore_task(app, viewer, &task, &cp.commit_sha).await?;
+            intent = code::restore_intent(viewer, &task, &cp.commit_sha);
         }
     }
-    let txn = code::recording_txn(app, held).await?;
+    let step = code::announce(app, intent).await?;
+    let checked = code::recheck(viewer, task_id, &step, not_running).await;
+    let (txn, ran) = step.run(app, checked).await?;
     let recorded = async {
         let (mut now_task, contract) = lock_for_change(&txn, viewer, task_id).await?;
+        not_running(&now_task)?;
         // Decided again under the lock, so a racing append lands wholly before or after.
         let head = now_task.conversation_id;
         let view = conversations::view(&txn, head).await?;
@@ -206,29 +206,26 @@ pub async fn restore_conversation(
     let saved_ref = data["savedRef"].as_str().map(str::to_owned);
 
     let _guard = app.locks.task(task_id).await;
-    let held = if saved_ref.is_some() {
-        code::cross_process_lock(app, task_id).await?
-    } else {
-        None
-    };
     let unchanged = |task: &task::Model, length: i32| {
         task.conversation_id == rewound_head
             && Some(length as i64) == data["newMessageCount"].as_i64()
     };
-    let task = code::read_task(app, viewer, task_id, held.as_ref()).await?;
+    let task = code::read_task(app, viewer, task_id).await?;
     let head = conversations::by_id(app.store.db(), task.conversation_id).await?;
     if !unchanged(&task, head.length) {
         return Err(AppError::conflict(
             "the conversation changed since that rewind (messages appended, or a later rewind or restore)",
         ));
     }
-    let ran = match (&saved_ref, code::code_dir(&task)) {
+    let intent = match (&saved_ref, code::code_dir(&task)) {
         (Some(saved), Some(dir)) => {
-            Some(code::undo_restore(app, viewer, task_id, &dir, saved).await?)
+            Some(code::Intent::unrestore(viewer, task_id, &dir, saved).await?)
         }
         _ => None,
     };
-    let txn = code::recording_txn(app, held).await?;
+    let step = code::announce(app, intent).await?;
+    // The conversation itself is checked again when recording.
+    let (txn, ran) = step.run(app, Ok(())).await?;
     let recorded = async {
         let (mut now_task, contract) = lock_for_change(&txn, viewer, task_id).await?;
         let head = conversations::by_id(&txn, now_task.conversation_id).await?;
@@ -287,8 +284,7 @@ pub async fn rewind_task(
     rewind_conversation: bool,
 ) -> AppResult<TaskRewound> {
     let _guard = app.locks.task(task_id).await;
-    let held = code::cross_process_lock(app, task_id).await?;
-    let task = code::read_task(app, viewer, task_id, held.as_ref()).await?;
+    let task = code::read_task(app, viewer, task_id).await?;
     let not_running = |t: &task::Model| match status_of(t) {
         Ok(TaskStatus::Running) => Err(AppError::conflict(
             "the task is RUNNING; stop it before rewinding it",
@@ -299,8 +295,10 @@ pub async fn rewind_task(
     not_running(&task)?;
     let (cp, snapshot) =
         code::checkpoint_of(app.store.db(), viewer, checkpoint_id, task_id).await?;
-    let ran = code::restore_task(app, viewer, &task, &cp.commit_sha).await?;
-    let txn = code::recording_txn(app, held).await?;
+    let intent = code::restore_intent(viewer, &task, &cp.commit_sha);
+    let step = code::announce(app, intent).await?;
+    let checked = code::recheck(viewer, task_id, &step, not_running).await;
+    let (txn, ran) = step.run(app, checked).await?;
     let recorded = async {
         let (mut now_task, contract) = lock_for_change(&txn, viewer, task_id).await?;
         not_running(&now_task)?;

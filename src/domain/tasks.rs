@@ -149,13 +149,19 @@ pub async fn create(
     };
 
     let task_id = Uuid::now_v7();
-    let ran = match &source {
+    let intent = match &source {
         Some(source) => Some(
             fork::continued_worktree(app, viewer, source, task_id, input.branch.clone()).await?,
         ),
         None => None,
     };
-    let txn = app.store.begin_write().await?;
+    // A continued task takes its source's lock, under which an interrupted one is recovered.
+    let _guard = match &source {
+        Some(source) => Some(app.locks.task(source.id).await),
+        None => None,
+    };
+    let step = code::announce(app, intent).await?;
+    let (txn, ran) = step.run(app, Ok(())).await?;
     let recorded = async {
         let at = now();
         if let Some(id) = contract_id {

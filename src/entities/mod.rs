@@ -4,6 +4,7 @@
 pub mod api_key;
 pub mod checkpoint;
 pub mod code_operation;
+pub mod code_operation_intent;
 pub mod contract;
 pub mod conversation;
 pub mod conversation_snapshot;

@@ -22,3 +22,13 @@ pub async fn by_id(
         .one(db)
         .await?)
 }
+
+/// Whether `task_id` has an operation recorded after `id` (ids are time-ordered).
+pub async fn any_after(db: &impl ConnectionTrait, task_id: Uuid, id: Uuid) -> AppResult<bool> {
+    Ok(Entity::find()
+        .filter(Column::TaskId.eq(task_id))
+        .filter(Column::Id.gt(id))
+        .one(db)
+        .await?
+        .is_some())
+}

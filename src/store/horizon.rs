@@ -120,6 +120,13 @@ pub(super) const BEGIN_WRITE: &str = concat!(
     announce!()
 );
 
+/// The timeouts of `BEGIN_WRITE` without the announcement, for a transaction that
+/// only takes locks until it writes.
+pub(super) const LIMIT_ONLY: &str = concat!(
+    "SELECT set_config('statement_timeout', $1, true), ",
+    "set_config('idle_in_transaction_session_timeout', $1, true)"
+);
+
 /// `BEGIN_WRITE` for servers that can also bound the whole transaction (PostgreSQL 17
 /// and later have `transaction_timeout`), to the same limit.
 pub(super) const BEGIN_WRITE_BOUNDED: &str = concat!(

@@ -8,6 +8,7 @@ pub mod conversations;
 pub mod history;
 mod horizon;
 pub mod idempotency;
+pub mod intents;
 pub mod keyset;
 pub mod live;
 pub mod owners;
@@ -154,18 +155,46 @@ impl Store {
         self.begin_within(self.timeouts.write).await
     }
 
-    /// Begins the write transaction of a code operation, which holds its locks while git
-    /// runs: like `begin_write`, bounded by the code-operation timeout.
+    /// Begins the transaction of a code operation, which takes the task's lock before
+    /// git runs and records the operation after: it stays unannounced (no transaction id
+    /// on PostgreSQL, so no timeline reader waits for it while it waits for the lock or
+    /// while git runs) until `announce` makes it a writer. Bounded by the code-operation
+    /// timeout.
     pub async fn begin_code_operation(&self) -> AppResult<DatabaseTransaction> {
-        self.begin_within(self.timeouts.code_operation).await
+        let txn = self.begin_immediate().await?;
+        if self.is_postgres() {
+            let millis = self.timeouts.code_operation.as_millis().max(1).to_string();
+            txn.execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                horizon::LIMIT_ONLY,
+                [millis.into()],
+            ))
+            .await?;
+        }
+        Ok(txn)
     }
 
-    async fn begin_within(&self, limit: Duration) -> AppResult<DatabaseTransaction> {
+    /// Makes a transaction from `begin_code_operation` a writer, before its first write.
+    pub async fn announce(&self, txn: &DatabaseTransaction) -> AppResult<()> {
+        self.announce_within(txn, self.timeouts.code_operation)
+            .await
+    }
+
+    async fn begin_immediate(&self) -> AppResult<DatabaseTransaction> {
         let opts = TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..Default::default()
         };
-        let txn = self.db.begin_with_options(opts).await?;
+        Ok(self.db.begin_with_options(opts).await?)
+    }
+
+    async fn begin_within(&self, limit: Duration) -> AppResult<DatabaseTransaction> {
+        let txn = self.begin_immediate().await?;
+        self.announce_within(&txn, limit).await?;
+        Ok(txn)
+    }
+
+    async fn announce_within(&self, txn: &DatabaseTransaction, limit: Duration) -> AppResult<()> {
         if self.is_postgres() {
             let sql = if self.transaction_timeout {
                 horizon::BEGIN_WRITE_BOUNDED
@@ -180,20 +209,36 @@ impl Store {
             ))
             .await?;
         }
-        Ok(txn)
+        Ok(())
     }
 
     /// Commits a write transaction whose last history event is `event`, then waits until
-    /// that event is readable (see `await_visible`).
+    /// that event is readable (see `await_visible`). Only a failed COMMIT is an error.
     pub async fn commit(
         &self,
         txn: DatabaseTransaction,
         event: &history_event::Model,
     ) -> AppResult<()> {
+        self.commit_then(txn, self.await_visible(event.tx_id)).await
+    }
+
+    /// Commits, then runs `wait`. Once COMMIT succeeded the change is in the database, so
+    /// a failure of what follows is logged, never returned: a caller that took it for a
+    /// failed write would undo work the rows already record (a code operation's git step).
+    async fn commit_then(
+        &self,
+        txn: DatabaseTransaction,
+        wait: impl Future<Output = AppResult<()>>,
+    ) -> AppResult<()> {
         txn.commit().await?;
-        let visible = self.await_visible(event.tx_id).await;
+        if let Err(err) = wait.await {
+            tracing::warn!(
+                ?err,
+                "committed, but waiting for the event to be readable failed"
+            );
+        }
         self.commits.send_modify(|n| *n = n.wrapping_add(1));
-        visible
+        Ok(())
     }
 
     /// A signal that changes after every `commit` of a history event, once the event is
@@ -266,4 +311,27 @@ async fn server_version(db: &DatabaseConnection) -> AppResult<i64> {
         .await?
         .ok_or_else(|| AppError::internal("no server version row"))?;
     Ok(row.try_get("", "v")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failure_after_a_successful_commit_is_a_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&StoreOptions::new(url)).await.unwrap();
+        store.migrate().await.unwrap();
+        let txn = store.begin_write().await.unwrap();
+        owners::insert(&txn, "committed").await.unwrap();
+        let commits = store.commits();
+        let result = store
+            .commit_then(txn, async { Err(AppError::internal("connection lost")) })
+            .await;
+        assert!(result.is_ok(), "{result:?}");
+        assert!(commits.has_changed().unwrap(), "listeners are woken");
+        let found = owners::find_by_name(store.db(), "committed").await.unwrap();
+        assert!(found.is_some());
+    }
 }

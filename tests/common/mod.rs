@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod crash;
 pub mod fuzz;
 pub mod horizon;
 pub mod hostile;
