@@ -48,6 +48,24 @@ pub struct ServeArgs {
     /// Load the demo data set (owned by the printed key) before serving.
     #[arg(long)]
     pub demo: bool,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
+}
+
+/// Memory bounds of a serving process.
+#[derive(Args, Debug, Clone)]
+pub struct MemoryArgs {
+    /// Bytes of conversation chains kept in memory (least recently used forgotten first).
+    #[arg(long, env = "MAKIMA_CHAIN_CACHE_BYTES", default_value_t = crate::store::chains::DEFAULT_BUDGET)]
+    pub chain_cache_bytes: usize,
+    /// Bytes of outgoing messages one WebSocket connection may have queued; while full,
+    /// its subscriptions wait (and later catch up from the database).
+    #[arg(long, env = "MAKIMA_WS_QUEUE_BYTES", default_value_t = crate::server::ws::DEFAULT_QUEUE_BYTES)]
+    pub ws_queue_bytes: usize,
+    /// Seconds a WebSocket with a full queue may go without reading before it is closed
+    /// with code 4008.
+    #[arg(long, env = "MAKIMA_WS_STALL_SECS", default_value_t = crate::server::ws::DEFAULT_STALL.as_secs())]
+    pub ws_stall_secs: u64,
 }
 
 #[derive(Subcommand, Debug)]

@@ -38,7 +38,13 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
         .local_addr()
         .map_err(|e| AppError::internal(e.to_string()))?;
     tracing::info!("makima listening; GraphiQL at http://{addr}/graphql");
-    makima::server::serve(listener, AppState::new(app), shutdown_signal())
+    app.store.chains().set_budget(args.memory.chain_cache_bytes);
+    let state = AppState::new(app);
+    state.ws.set_limits(
+        args.memory.ws_queue_bytes,
+        std::time::Duration::from_secs(args.memory.ws_stall_secs),
+    );
+    makima::server::serve(listener, state, shutdown_signal())
         .await
         .map_err(|e| AppError::internal(format!("server: {e}")))
 }

@@ -118,12 +118,15 @@ async fn prepare(
         .zip(ranges)
         .map(|(event, range)| {
             let task_events = match (event.task_id, range) {
-                (Some(task), Some((first, last))) => loaded.get(&task).map(|all| {
-                    all.iter()
-                        .filter(|te| (first..=last).contains(&te.sequence))
-                        .cloned()
-                        .collect::<Vec<_>>()
-                }),
+                (Some(task), Some((first, last))) => loaded
+                    .get(&task)
+                    .map(|all| {
+                        all.iter()
+                            .filter(|te| (first..=last).contains(&te.sequence))
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    })
+                    .filter(|rows| attachable(rows)),
                 _ => None,
             };
             Arc::new(LiveEvent {
@@ -133,4 +136,13 @@ async fn prepare(
             })
         })
         .collect())
+}
+
+/// Whether the task events of one append are small enough to travel on a channel.
+fn attachable(rows: &[task_event::Model]) -> bool {
+    let bytes: usize = rows
+        .iter()
+        .map(|r| r.data.len() + r.event_type.len() + 64)
+        .sum();
+    bytes <= super::ATTACH_LIMIT
 }

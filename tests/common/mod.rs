@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod process;
+pub mod slow;
 pub mod ws;
 
 use axum::Router;
