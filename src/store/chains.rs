@@ -373,3 +373,71 @@ impl Chains {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<Uuid> {
+        (0..n).map(|_| Uuid::now_v7()).collect()
+    }
+
+    /// The "append 2, rewind 1" shape: segment i owns position i.
+    fn staircase(segments: &[Uuid], live: &Arc<AtomicUsize>) -> View {
+        let mut prefix = None;
+        for (i, &s) in segments.iter().enumerate() {
+            let next = View::of(prefix, s, i as i32, i as i32 + 1, Some(live));
+            prefix = next.tail;
+        }
+        View {
+            tail: prefix,
+            length: segments.len() as i32,
+        }
+    }
+
+    #[test]
+    fn a_read_walks_only_the_ranges_it_needs() {
+        let live = Arc::new(AtomicUsize::new(0));
+        let s = ids(1000);
+        let view = staircase(&s, &live);
+        assert_eq!(view.range_count(), 1000);
+        let last = view.ranges_between(950, 1000);
+        assert_eq!(last.len(), 50);
+        assert_eq!(last[0], (s[950], 950, 951));
+        assert_eq!(view.owner_of(999), Some(s[999]));
+        assert_eq!(view.owner_of(0), Some(s[0]));
+        assert_eq!(view.owner_of(1000), None);
+        assert_eq!(live.load(Ordering::Relaxed), 1000 * NODE_BYTES);
+    }
+
+    #[test]
+    fn a_cut_shares_what_it_keeps_and_frees_the_rest_when_dropped() {
+        let live = Arc::new(AtomicUsize::new(0));
+        let s = ids(3);
+        // s0 owns 0..10, s1 10..20, s2 20..30.
+        let mut tail = None;
+        for (i, &seg) in s.iter().enumerate() {
+            tail = link(tail, seg, i as i32 * 10, i as i32 * 10 + 10, Some(&live));
+        }
+        let view = View { tail, length: 30 };
+        let cut_view = View::of(view.tail.clone(), Uuid::now_v7(), 30, 15, Some(&live));
+        assert_eq!(
+            cut_view.ranges_between(0, 15),
+            vec![(s[0], 0, 10), (s[1], 10, 15)]
+        );
+        assert_eq!(live.load(Ordering::Relaxed), 4 * NODE_BYTES);
+        drop(view);
+        // s2's node is gone; s0's is shared, s1's was cut into a node of its own.
+        assert_eq!(live.load(Ordering::Relaxed), 2 * NODE_BYTES);
+        drop(cut_view);
+        assert_eq!(live.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn dropping_a_very_long_list_does_not_overflow_the_stack() {
+        let live = Arc::new(AtomicUsize::new(0));
+        let view = staircase(&ids(200_000), &live);
+        drop(view);
+        assert_eq!(live.load(Ordering::Relaxed), 0);
+    }
+}
