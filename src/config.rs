@@ -72,6 +72,8 @@ pub struct ServeArgs {
     pub demo: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
 }
 
 /// Transport limits (see `server::Limits`).
@@ -90,6 +92,22 @@ pub struct LimitArgs {
     /// Open WebSocket connections at most; more are refused with 503.
     #[arg(long, env = "MAKIMA_MAX_WEBSOCKETS", default_value_t = 10_000)]
     pub max_websockets: usize,
+}
+
+/// Memory bounds of a serving process.
+#[derive(Args, Debug, Clone)]
+pub struct MemoryArgs {
+    /// Bytes of conversation chains kept in memory (least recently used forgotten first).
+    #[arg(long, env = "MAKIMA_CHAIN_CACHE_BYTES", default_value_t = crate::store::chains::DEFAULT_BUDGET)]
+    pub chain_cache_bytes: usize,
+    /// Bytes of outgoing messages one WebSocket connection may have queued; while full,
+    /// its subscriptions wait (and later catch up from the database).
+    #[arg(long, env = "MAKIMA_WS_QUEUE_BYTES", default_value_t = crate::server::ws::DEFAULT_QUEUE_BYTES)]
+    pub ws_queue_bytes: usize,
+    /// Seconds a WebSocket with a full queue may go without reading before it is closed
+    /// with code 4008.
+    #[arg(long, env = "MAKIMA_WS_STALL_SECS", default_value_t = crate::server::ws::DEFAULT_STALL.as_secs())]
+    pub ws_stall_secs: u64,
 }
 
 #[derive(Subcommand, Debug)]

@@ -49,6 +49,7 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
         .local_addr()
         .map_err(|e| AppError::internal(e.to_string()))?;
     tracing::info!("makima listening; GraphiQL at http://{addr}/graphql");
+    app.store.chains().set_budget(args.memory.chain_cache_bytes);
     let limits = Limits {
         header_timeout: Duration::from_secs(args.limits.header_timeout.max(1)),
         body_timeout: Duration::from_secs(args.limits.body_timeout.max(1)),
@@ -56,6 +57,10 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
         max_websockets: args.limits.max_websockets,
     };
     let state = AppState::new(app).with_limits(limits);
+    state.ws.set_limits(
+        args.memory.ws_queue_bytes,
+        Duration::from_secs(args.memory.ws_stall_secs),
+    );
     makima::server::serve(listener, state, shutdown_signal())
         .await
         .map_err(|e| AppError::internal(format!("server: {e}")))

@@ -1,8 +1,9 @@
 //! Issue 4's figures, measured in process through the domain handlers (the storage
 //! cost, without HTTP): fork, rewind and restore of conversations of 100, 10,000 and
 //! 100,000 messages; reading the last 50 messages of a 100,000-message conversation
-//! that is a fork 50 levels deep; and the database growth of 1,000 forks of a
-//! 10,000-message conversation.
+//! that is a fork 50 levels deep; the database growth of 1,000 forks of a
+//! 10,000-message conversation; and a rewind and a last-50 read after 10,000
+//! "append 2, rewind 1" cycles (a chain 10,000 segments deep), with the memory it took.
 
 use std::time::Instant;
 
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::report::Report;
+use crate::server::Memory;
 
 const SIZES: [i32; 3] = [100, 10_000, 100_000];
 const ROUNDS: usize = 200;
@@ -135,8 +137,98 @@ async fn rows(app: &App) -> Result<Vec<(&'static str, i64)>> {
     Ok(out)
 }
 
+fn last_50() -> Window<i32> {
+    Window {
+        after: None,
+        before: None,
+        limit: 50,
+        from_end: true,
+    }
+}
+
+/// 10,000 cycles of "append 2, rewind 1" (each rewind adds a segment, so the chain
+/// grows by one per cycle), then the cost of one more rewind (undone each time) and of
+/// reading the last 50 messages, and the process's memory before and after.
+async fn deep_rewinds(app: &App, v: &Viewer, report: &mut Report) -> Result<()> {
+    const CYCLES: usize = 10_000;
+    let before = Memory::of(std::process::id())?;
+    let task = task_with_messages(app, v, 0).await?;
+    let started = Instant::now();
+    for _ in 0..CYCLES {
+        append(app, v, task, 2).await?;
+        rewind::rewind_conversation(app, v, rewind_one(task)).await?;
+    }
+    report.seconds("history.10000_rewinds.cycles_s", started.elapsed());
+    let (mut rw, mut rd) = (vec![], vec![]);
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let done = rewind::rewind_conversation(app, v, rewind_one(task)).await?;
+        rw.push(t.elapsed().as_secs_f64() * 1e3);
+        rewind::restore_conversation(app, v, done.event.id).await?;
+        let head = makima::store::tasks::by_id(app.store.db(), v.owner_id, task)
+            .await?
+            .expect("task")
+            .conversation_id;
+        let t = Instant::now();
+        let view = app.store.conversation(head).await?;
+        let page = conversations::page(app.store.db(), v.owner_id, &view, None, &last_50()).await?;
+        assert_eq!(page.items.len(), 50);
+        rd.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let after = Memory::of(std::process::id())?;
+    report.metric(
+        "history.10000_rewinds.rewind.p50_ms",
+        ms(&mut rw, 0.5),
+        "ms",
+    );
+    report.metric(
+        "history.10000_rewinds.rewind.p99_ms",
+        ms(&mut rw, 0.99),
+        "ms",
+    );
+    report.metric(
+        "history.10000_rewinds.read_last_50.p50_ms",
+        ms(&mut rd, 0.5),
+        "ms",
+    );
+    report.metric(
+        "history.10000_rewinds.read_last_50.p99_ms",
+        ms(&mut rd, 0.99),
+        "ms",
+    );
+    report.metric(
+        "history.10000_rewinds.rss_before_mib",
+        Memory::mib(before.rss_kib),
+        "MiB",
+    );
+    report.metric(
+        "history.10000_rewinds.rss_after_mib",
+        Memory::mib(after.rss_kib),
+        "MiB",
+    );
+    report.metric(
+        "history.10000_rewinds.chain_cache_kib",
+        app.store.chains().accounted_bytes() as f64 / 1024.0,
+        "KiB",
+    );
+    report.target(
+        "history.10000_rewinds.rewind.p50_ms",
+        ms(&mut rw, 0.5),
+        false,
+        5.0,
+    );
+    report.target(
+        "history.10000_rewinds.read_last_50.p50_ms",
+        ms(&mut rd, 0.5),
+        false,
+        5.0,
+    );
+    Ok(())
+}
+
 pub async fn run(app: &App, report: &mut Report) -> Result<()> {
     let v = viewer(app).await?;
+    deep_rewinds(app, &v, report).await?;
     let mut per_size = vec![];
     for &n in &SIZES {
         let started = Instant::now();

@@ -120,10 +120,7 @@ pub async fn append_messages(
             .map_err(|_| AppError::internal("idempotency record lacks conversationId"))?;
         let first = stored_i64(&done, "firstIndex")? as i32;
         let count = stored_i64(&done, "count")? as i32;
-        let view = conversations::View {
-            ranges: vec![(segment, first, first + count)],
-            length: first + count,
-        };
+        let view = conversations::View::single(segment, first, first + count);
         let messages =
             conversations::range(app.store.db(), owner_id, &view, first, first + count).await?;
         return Ok(AppendedMessages {
@@ -304,7 +301,10 @@ pub async fn record_checkpoint(
     let owner_id = viewer.owner_id;
     let txn = app.store.begin_write().await?;
     let (mut task, contract) = lock_for_change(&txn, viewer, task_id).await?;
-    let view = conversations::view(&txn, task.conversation_id).await?;
+    let view = app
+        .store
+        .conversation_in(&txn, task.conversation_id)
+        .await?;
     let at = now();
     let snapshot_id = Uuid::now_v7();
     checkpoints::insert_snapshot(

@@ -73,8 +73,10 @@ async fn phase_at(
     if snapshot.length == 0 {
         return Ok(None);
     }
-    let chain = conversations::chain(app.store.db(), snapshot.conversation_id).await?;
-    let view = conversations::View::new(&chain, snapshot.length);
+    let view = app
+        .store
+        .snapshot(snapshot.conversation_id, snapshot.length)
+        .await?;
     let last = conversations::range(
         app.store.db(),
         viewer.owner_id,
@@ -131,7 +133,10 @@ pub async fn resume_supervisor(
         let mut contract = contracts::lock(&txn, viewer.owner_id, contract_id)
             .await?
             .ok_or_else(|| AppError::not_found("contract"))?;
-        let view = conversations::view(&txn, task.conversation_id).await?;
+        let view = app
+            .store
+            .conversation_in(&txn, task.conversation_id)
+            .await?;
         let resumed_from = ResumedFrom {
             phase: contract.phase.clone(),
             last_activity: state.last_activity,

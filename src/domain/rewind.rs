@@ -120,7 +120,7 @@ pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> A
         not_running(&now_task)?;
         // Decided again under the lock, so a racing append lands wholly before or after.
         let head = now_task.conversation_id;
-        let view = conversations::view(&txn, head).await?;
+        let view = app.store.conversation_in(&txn, head).await?;
         let keep = kept(view.length, input.to_message_index, input.by_message_count)?;
         if ran.is_some() && (head != pre_head || view.length != pre_view.length) {
             return Err(AppError::conflict(

@@ -17,7 +17,9 @@ pub(super) enum Key {
 }
 
 /// A task channel carries one event per append to that task; its slots are allocated
-/// up front, so it stays small (1,000 followed tasks must stay cheap).
+/// up front, so it stays small (1,000 followed tasks must stay cheap). With the task
+/// events of an append attached only up to `ATTACH_LIMIT` bytes, one task channel holds
+/// at most 64 × 64 KiB = 4 MiB, whoever stops reading it.
 const TASK_CAPACITY: usize = 64;
 
 pub(super) struct Channels {
@@ -51,15 +53,20 @@ impl Channels {
     }
 
     pub fn publish(&self, event: &Arc<LiveEvent>) {
-        let send = |key| {
+        let send = |key, event: Arc<LiveEvent>| {
             if let Some(tx) = self.senders.get(&key) {
                 // An error only means that the last receiver just went away.
-                let _ = tx.send(event.clone());
+                let _ = tx.send(event);
             }
         };
-        send(Key::Owner(event.event.owner_id));
+        // Owner channels hold many slots and their subscribers read only the history
+        // event: the task events stay on the task channel.
+        let owner = Key::Owner(event.event.owner_id);
+        if self.senders.contains_key(&owner) {
+            send(owner, Arc::new(event.notice()));
+        }
         if let (Some(task), Some(_)) = (event.event.task_id, event.range) {
-            send(Key::Task(task));
+            send(Key::Task(task), event.clone());
         }
     }
 

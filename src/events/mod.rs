@@ -37,7 +37,9 @@ use crate::store::history::TimelineCursor;
 /// subscriber further behind reads the database.
 const CHANNEL_CAPACITY: usize = 1024;
 
-/// A history event as published to subscribers.
+/// A history event as published to subscribers. Owner channels hold the event alone
+/// (a few hundred bytes); task channels may also hold its task events, at most
+/// `ATTACH_LIMIT` bytes of them.
 #[derive(Debug)]
 pub struct LiveEvent {
     pub event: history_event::Model,
@@ -52,7 +54,21 @@ impl LiveEvent {
     pub fn cursor(&self) -> TimelineCursor {
         TimelineCursor::of(&self.event)
     }
+
+    /// The same event without its task events (what owner channels carry).
+    fn notice(&self) -> Self {
+        Self {
+            event: self.event.clone(),
+            range: self.range,
+            task_events: None,
+        }
+    }
 }
+
+/// The task events of one append are attached to its published event only up to this
+/// many bytes of data; beyond it, each `taskEvents` subscriber reads them from the
+/// database at its own pace, so a channel never holds large payloads.
+const ATTACH_LIMIT: usize = 64 * 1024;
 
 /// What the tailer and the subscribers share.
 struct Shared {

@@ -96,34 +96,47 @@ fn appended_range(event: &history_event::Model) -> Option<(i64, i64)> {
     ))
 }
 
+/// Appends whose task events are read together: the tailer holds at most this many
+/// appends' rows at once (an append is at most one request body, 1 MiB).
+const READ_TOGETHER: usize = 32;
+
 /// Wraps the rows for publishing; for the tasks that some subscription follows, reads
-/// the task events that the batch appended, once for all subscribers.
+/// the task events that the batch appended, once for all subscribers, and attaches
+/// those small enough to travel on a channel.
 async fn prepare(
     shared: &Shared,
     rows: Vec<history_event::Model>,
 ) -> AppResult<Vec<Arc<LiveEvent>>> {
     let ranges: Vec<Option<(i64, i64)>> = rows.iter().map(appended_range).collect();
-    let mut loaded: HashMap<Uuid, Vec<task_event::Model>> = HashMap::new();
     let wanted: Vec<(Uuid, i64, i64)> = rows
         .iter()
         .zip(&ranges)
         .filter_map(|(e, r)| Some((e.task_id?, r.as_ref()?.0, r.as_ref()?.1)))
         .filter(|(task, _, _)| shared.follows_task(*task))
         .collect();
-    for te in live::task_event_ranges(shared.store.db(), &wanted).await? {
-        loaded.entry(te.task_id).or_default().push(te);
+    // Keyed by (task, first sequence) of the append.
+    let mut loaded: HashMap<(Uuid, i64), Vec<task_event::Model>> = HashMap::new();
+    for chunk in wanted.chunks(READ_TOGETHER) {
+        let mut read: HashMap<(Uuid, i64), Vec<task_event::Model>> = HashMap::new();
+        for te in live::task_event_ranges(shared.store.db(), chunk).await? {
+            let append = chunk.iter().find(|(task, first, last)| {
+                *task == te.task_id && (*first..=*last).contains(&te.sequence)
+            });
+            if let Some(&(task, first, _)) = append {
+                read.entry((task, first)).or_default().push(te);
+            }
+        }
+        read.retain(|_, rows| attachable(rows));
+        loaded.extend(read);
     }
     Ok(rows
         .into_iter()
         .zip(ranges)
         .map(|(event, range)| {
             let task_events = match (event.task_id, range) {
-                (Some(task), Some((first, last))) => loaded.get(&task).map(|all| {
-                    all.iter()
-                        .filter(|te| (first..=last).contains(&te.sequence))
-                        .cloned()
-                        .collect::<Vec<_>>()
-                }),
+                (Some(task), Some((first, last))) => loaded
+                    .remove(&(task, first))
+                    .filter(|rows| rows.len() as i64 == last - first + 1),
                 _ => None,
             };
             Arc::new(LiveEvent {
@@ -133,4 +146,41 @@ async fn prepare(
             })
         })
         .collect())
+}
+
+/// Whether the task events of one append are small enough to travel on a channel.
+fn attachable(rows: &[task_event::Model]) -> bool {
+    let bytes: usize = rows
+        .iter()
+        .map(|r| r.data.len() + r.event_type.len() + 64)
+        .sum();
+    bytes <= super::ATTACH_LIMIT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(bytes: usize) -> task_event::Model {
+        task_event::Model {
+            task_id: Uuid::now_v7(),
+            sequence: 1,
+            id: Uuid::now_v7(),
+            owner_id: Uuid::now_v7(),
+            event_type: "OUTPUT".into(),
+            data: "x".repeat(bytes),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn only_small_batches_travel_on_channels() {
+        assert!(attachable(
+            &(0..100).map(|_| event(200)).collect::<Vec<_>>()
+        ));
+        assert!(!attachable(&[event(200 * 1024)]));
+        assert!(!attachable(
+            &(0..100).map(|_| event(1024)).collect::<Vec<_>>()
+        ));
+    }
 }

@@ -10,9 +10,6 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
     IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Select, Statement,
 };
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use uuid::Uuid;
 
 use super::keyset::{self, Keyset, Paged, Window};
@@ -88,33 +85,31 @@ pub async fn chain(db: &impl ConnectionTrait, head: Uuid) -> AppResult<Vec<conve
     Ok(segments)
 }
 
-/// A conversation as seen from a head: which segment holds which positions.
-#[derive(Clone, Debug)]
-pub struct View {
-    /// `(segment, from, to)`: positions `from..to` are stored under `segment`. Oldest first.
-    pub ranges: Vec<(Uuid, i32, i32)>,
-    pub length: i32,
+pub use super::chains::View;
+
+/// `a OR b OR …` nested as a balanced tree: SQLite refuses an expression deeper than
+/// 1,000, and a flat OR over the ranges of a chain thousands of rewinds deep is that deep.
+fn balanced_any(mut terms: Vec<Condition>) -> Condition {
+    const FAN_OUT: usize = 16;
+    if terms.is_empty() {
+        return Condition::any();
+    }
+    while terms.len() > FAN_OUT {
+        let mut grouped = Vec::with_capacity(terms.len().div_ceil(FAN_OUT));
+        let mut rest = terms.into_iter().peekable();
+        while rest.peek().is_some() {
+            grouped.push(
+                rest.by_ref()
+                    .take(FAN_OUT)
+                    .fold(Condition::any(), Condition::add),
+            );
+        }
+        terms = grouped;
+    }
+    terms.into_iter().fold(Condition::any(), Condition::add)
 }
 
 impl View {
-    /// The first `length` messages of the conversation whose segments are `chain`.
-    pub fn new(chain: &[conversation::Model], length: i32) -> Self {
-        let mut ranges = Vec::with_capacity(chain.len());
-        let mut end = length;
-        for segment in chain {
-            if end <= 0 {
-                break;
-            }
-            let from = segment.base_length.min(end);
-            if from < end {
-                ranges.push((segment.id, from, end));
-            }
-            end = from;
-        }
-        ranges.reverse();
-        Self { ranges, length }
-    }
-
     /// Rows of `messages` visible in this view between positions `from..to`.
     fn condition(&self, from: i32, to: i32) -> Condition {
         let segment_range = |segment: Uuid, lo: i32, hi: i32| {
@@ -124,14 +119,12 @@ impl View {
                 .and(message::Column::Position.gte(lo))
                 .and(message::Column::Position.lt(hi))
         };
-        let mut cond = Condition::any();
-        for &(segment, lo, hi) in &self.ranges {
-            let (lo, hi) = (lo.max(from), hi.min(to));
-            if lo < hi {
-                cond = cond.add(segment_range(segment, lo, hi));
-            }
-        }
-        cond
+        let terms: Vec<_> = self
+            .ranges_between(from, to)
+            .into_iter()
+            .map(|(segment, lo, hi)| Condition::all().add(segment_range(segment, lo, hi)))
+            .collect();
+        balanced_any(terms)
     }
 
     fn select(&self, owner_id: Uuid, from: i32, to: i32) -> Select<message::Entity> {
@@ -139,39 +132,6 @@ impl View {
             .filter(message::Column::OwnerId.eq(owner_id))
             .filter(self.condition(from, to))
     }
-}
-
-/// Chains behind conversation heads, kept in memory: a segment's parent and base length
-/// never change (only a head's length grows), so a read of a deep fork needs one
-/// primary-key lookup for the head's length instead of the recursive chain query.
-#[derive(Default)]
-pub struct Chains(Mutex<HashMap<Uuid, Arc<Vec<conversation::Model>>>>);
-
-/// Heads whose chains are kept; past it the cache starts over.
-const CHAINS_KEPT: usize = 4096;
-
-impl Chains {
-    pub async fn view(&self, db: &impl ConnectionTrait, head: Uuid) -> AppResult<View> {
-        let kept = self.0.lock().expect("chains").get(&head).cloned();
-        if let Some(chain) = kept {
-            return Ok(View::new(&chain, by_id(db, head).await?.length));
-        }
-        let chain = chain(db, head).await?;
-        let length = chain[0].length;
-        let view = View::new(&chain, length);
-        let mut kept = self.0.lock().expect("chains");
-        if kept.len() >= CHAINS_KEPT {
-            kept.clear();
-        }
-        kept.insert(head, Arc::new(chain));
-        Ok(view)
-    }
-}
-
-pub async fn view(db: &impl ConnectionTrait, head: Uuid) -> AppResult<View> {
-    let chain = chain(db, head).await?;
-    let length = chain[0].length;
-    Ok(View::new(&chain, length))
 }
 
 /// Messages at positions `from..to` of the view, in order.
@@ -272,14 +232,6 @@ pub async fn insert_messages(
 }
 
 impl View {
-    /// The segment that stores position `pos`, if the view has it.
-    pub fn owner_of(&self, pos: i32) -> Option<Uuid> {
-        self.ranges
-            .iter()
-            .find(|&&(_, lo, hi)| lo <= pos && pos < hi)
-            .map(|&(s, _, _)| s)
-    }
-
     /// Whether the snapshot `(segment, length)` — `segment` storing position
     /// `length - 1` — is a prefix of this view.
     pub fn has_prefix(&self, segment: Uuid, length: i32) -> bool {

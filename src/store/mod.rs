@@ -1,6 +1,7 @@
 //! Persistence: the `Store` facade over the database connection, with the write
 //! transaction helper, and the queries of each area in a file of its own.
 
+pub mod chains;
 pub mod checkpoints;
 pub mod code_operations;
 pub mod contracts;
@@ -37,7 +38,7 @@ pub struct Store {
     statements: Arc<AtomicU64>,
     /// Bumped after every commit of a history event (see `commits`).
     commits: Arc<tokio::sync::watch::Sender<u64>>,
-    chains: Arc<conversations::Chains>,
+    chains: Arc<chains::Chains>,
     timeouts: Timeouts,
     /// Whether the server bounds whole transactions (`transaction_timeout`).
     transaction_timeout: bool,
@@ -140,6 +141,31 @@ impl Store {
     /// (the chain behind the head comes from memory when it was read before).
     pub async fn conversation(&self, head: uuid::Uuid) -> AppResult<conversations::View> {
         self.chains.view(&self.db, head).await
+    }
+
+    /// As `conversation`, with the head's row read in `conn` (a transaction's own view
+    /// of its length); the chain behind it still comes from memory.
+    pub async fn conversation_in(
+        &self,
+        conn: &impl ConnectionTrait,
+        head: uuid::Uuid,
+    ) -> AppResult<conversations::View> {
+        self.chains.view(conn, head).await
+    }
+
+    /// The first `length` messages of the conversation through `segment` (a checkpoint's
+    /// snapshot).
+    pub async fn snapshot(
+        &self,
+        segment: uuid::Uuid,
+        length: i32,
+    ) -> AppResult<conversations::View> {
+        self.chains.snapshot(&self.db, segment, length).await
+    }
+
+    /// The conversation-chain cache (its budget and accounting).
+    pub fn chains(&self) -> &chains::Chains {
+        &self.chains
     }
 
     /// SQL statements run through this store so far (for tests that count queries).

@@ -13,6 +13,7 @@ pub mod fuzz;
 pub mod horizon;
 pub mod hostile;
 pub mod process;
+pub mod slow;
 pub mod ws;
 
 use axum::Router;

@@ -7,20 +7,21 @@ use std::time::Duration;
 
 use async_graphql::{Data, Response};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll};
+use futures_util::stream::{AbortHandle, Abortable, BoxStream, SelectAll, SplitStream};
 use futures_util::{StreamExt, stream};
 use serde_json::Value;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
+use super::outbox::{Outbox, TOO_SLOW, TOO_SLOW_REASON};
 use super::protocol::{self, ClientMessage, Protocol, close};
+use super::registry::{DEFAULT_QUEUE_BYTES, Registered};
 use crate::error::AppError;
 use crate::graphql::request_data;
 use crate::server::AppState;
 
 /// graphql-transport-ws closes a connection that sends no `connection_init` (4408).
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client that takes this long to accept one message is gone.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// WebSocket pings keep proxies from dropping idle connections and find dead peers:
 /// a peer silent for two intervals is closed.
 const KEEPALIVE: Duration = Duration::from_secs(30);
@@ -33,34 +34,49 @@ enum Output {
 }
 
 struct Conn {
-    socket: WebSocket,
+    stream: SplitStream<WebSocket>,
+    out: Outbox,
     protocol: Protocol,
     shutdown: watch::Receiver<bool>,
 }
 
 impl Conn {
-    /// Sends a text message; false when the peer is gone.
-    async fn send(&mut self, text: String) -> bool {
-        matches!(
-            tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Text(text.into()))).await,
-            Ok(Ok(()))
-        )
+    fn new(
+        socket: WebSocket,
+        protocol: Protocol,
+        shutdown: watch::Receiver<bool>,
+        queue_bytes: usize,
+    ) -> Self {
+        let (sink, stream) = socket.split();
+        Self {
+            stream,
+            out: Outbox::start(sink, queue_bytes),
+            protocol,
+            shutdown,
+        }
     }
 
-    /// Sends a close frame, then reads until the peer's close (briefly), so that
-    /// unread input does not turn the close into a reset that loses the frame.
-    async fn close<T>(mut self, code: u16, reason: &str) -> Option<T> {
+    /// Queues a text message; false when the peer is gone.
+    async fn send(&mut self, text: String) -> bool {
+        self.out.push(Message::Text(text.into()))
+    }
+
+    /// Sends a close frame after what is queued, then reads until the peer's close
+    /// (briefly), so that unread input does not turn the close into a reset that loses
+    /// the frame.
+    async fn close<T>(self, code: u16, reason: &str) -> Option<T> {
+        self.close_with(code, reason, false).await
+    }
+
+    /// As `close`; with `discard`, the queued frames are dropped, not sent.
+    async fn close_with<T>(mut self, code: u16, reason: &str, discard: bool) -> Option<T> {
         let frame = CloseFrame {
             code,
             reason: reason.into(),
         };
-        if tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::Close(Some(frame))))
-            .await
-            .is_ok()
-        {
-            let drain = async { while let Some(Ok(_)) = self.socket.recv().await {} };
-            let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
-        }
+        self.out.close(frame, discard).await;
+        let drain = async { while let Some(Ok(_)) = self.stream.next().await {} };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
         None
     }
 }
@@ -72,25 +88,27 @@ pub(super) async fn run(
     header_key: Option<String>,
 ) {
     let Some(registered) = state.ws.register() else {
-        let mut conn = Conn {
+        let mut conn = Conn::new(
             socket,
             protocol,
-            shutdown: watch::channel(true).1,
-        };
+            watch::channel(true).1,
+            DEFAULT_QUEUE_BYTES,
+        );
         conn.shutdown.mark_unchanged();
         conn.close::<()>(close::GOING_AWAY, "server shutting down")
             .await;
         return;
     };
-    let conn = Conn {
+    let conn = Conn::new(
         socket,
         protocol,
-        shutdown: registered.shutdown.clone(),
-    };
+        registered.shutdown.clone(),
+        registered.queue_bytes(),
+    );
     let Some((conn, session)) = handshake(conn, &state, header_key).await else {
         return;
     };
-    let _ = operate(conn, &state, session).await;
+    let _ = operate(conn, &state, session, &registered).await;
     drop(registered);
 }
 
@@ -107,7 +125,7 @@ async fn handshake(
         let msg = tokio::select! {
             _ = &mut deadline => return conn.close(close::INIT_TIMEOUT, "Connection initialisation timeout").await,
             _ = conn.shutdown.changed() => return conn.close(close::GOING_AWAY, "server shutting down").await,
-            msg = conn.socket.recv() => msg,
+            msg = conn.stream.next() => msg,
         };
         let text = match msg {
             Some(Err(err)) if too_big(&err) => {
@@ -173,17 +191,29 @@ async fn handshake(
     }
 }
 
-/// Runs operations until the connection ends.
-async fn operate(mut conn: Conn, state: &AppState, session: Arc<Data>) -> Option<()> {
+/// Runs operations until the connection ends. A result goes to the outgoing queue
+/// when it fits; else it waits, and no further result is taken, until the socket
+/// accepts queued frames; a socket that accepts none for the stall time is closed.
+async fn operate(
+    mut conn: Conn,
+    state: &AppState,
+    session: Arc<Data>,
+    registered: &Registered,
+) -> Option<()> {
     let mut outputs: SelectAll<BoxStream<'static, Output>> = SelectAll::new();
     let mut running: HashMap<Arc<str>, AbortHandle> = HashMap::new();
     let mut keepalive = tokio::time::interval(KEEPALIVE);
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     keepalive.tick().await;
     let mut heard = true;
+    // A result that did not fit in the queue, and since when the queue has not moved.
+    let mut waiting: Option<String> = None;
+    let mut stalled_since = Instant::now();
+    let stall = registered.stall();
     loop {
+        registered.note_queued(conn.out.queued());
         tokio::select! {
-            msg = conn.socket.recv() => {
+            msg = conn.stream.next() => {
                 heard = true;
                 let text = match msg {
                     Some(Err(err)) if too_big(&err) => {
@@ -246,7 +276,7 @@ async fn operate(mut conn: Conn, state: &AppState, session: Arc<Data>) -> Option
                     }
                 }
             }
-            Some(output) = outputs.next(), if !outputs.is_empty() => {
+            Some(output) = outputs.next(), if waiting.is_none() && !outputs.is_empty() => {
                 let text = match output {
                     Output::Result(id, mut response) => {
                         crate::server::http::complete_codes(&mut response.errors);
@@ -263,7 +293,25 @@ async fn operate(mut conn: Conn, state: &AppState, session: Arc<Data>) -> Option
                         protocol::complete(&id)
                     }
                 };
-                if !conn.send(text).await { break }
+                if conn.out.fits(text.len()) {
+                    if !conn.send(text).await { break }
+                } else {
+                    waiting = Some(text);
+                    stalled_since = Instant::now();
+                }
+            }
+            _ = conn.out.progressed() => {
+                if conn.out.is_gone() { break }
+                stalled_since = Instant::now();
+                if let Some(text) = waiting.take_if(|t| conn.out.fits(t.len()))
+                    && !conn.send(text).await
+                {
+                    break;
+                }
+            }
+            _ = tokio::time::sleep_until(stalled_since + stall), if waiting.is_some() => {
+                registered.note_slow_close();
+                return conn.close_with(TOO_SLOW, TOO_SLOW_REASON, true).await;
             }
             _ = conn.shutdown.changed() => {
                 return conn.close(close::GOING_AWAY, "server shutting down").await;
@@ -273,7 +321,7 @@ async fn operate(mut conn: Conn, state: &AppState, session: Arc<Data>) -> Option
                     return conn.close(close::GOING_AWAY, "no answer to pings").await;
                 }
                 heard = false;
-                if conn.socket.send(Message::Ping(Default::default())).await.is_err() { break }
+                if !conn.out.push(Message::Ping(Default::default())) { break }
             }
         }
     }

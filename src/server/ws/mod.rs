@@ -4,6 +4,7 @@
 //! close code 4403, and a registry that closes every connection on shutdown.
 
 mod connection;
+mod outbox;
 pub mod protocol;
 mod registry;
 
@@ -12,7 +13,8 @@ use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-pub use registry::Registry;
+pub use outbox::{TOO_SLOW, TOO_SLOW_REASON};
+pub use registry::{DEFAULT_QUEUE_BYTES, DEFAULT_STALL, Registry};
 
 use super::AppState;
 use super::auth::key_from_headers;
