@@ -202,4 +202,17 @@ impl Repo {
     pub async fn head(&self) -> GitResult<String> {
         self.git(&["rev-parse", "--verify", "HEAD^{commit}"]).await
     }
+
+    /// The commit that `revision` (a ref makima wrote, such as a saved state, possibly
+    /// with a suffix like `^1`) names; an error when it names none.
+    pub async fn commit_of(&self, revision: &str) -> GitResult<String> {
+        self.git(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &format!("{revision}^{{commit}}"),
+        ])
+        .await
+    }
 }

@@ -75,13 +75,7 @@ pub async fn restore(repo: &Repo, commit: &str, saved_ref: &str) -> GitResult<St
 pub async fn undo_restore(repo: &Repo, saved_ref: &str, new_saved_ref: &str) -> GitResult<String> {
     let layout = repo.check().await?;
     let saved = repo
-        .git(&[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            "--end-of-options",
-            &format!("{saved_ref}^{{commit}}"),
-        ])
+        .commit_of(saved_ref)
         .await
         .map_err(|_| GitError::Failed("the saved state of the rewind is gone".into()))?;
     let head = repo

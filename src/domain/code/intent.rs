@@ -96,13 +96,7 @@ impl Intent {
         saved: &str,
     ) -> AppResult<Self> {
         let head = Repo::new(dir)
-            .git(&[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                &format!("{saved}^1"),
-            ])
+            .commit_of(&format!("{saved}^1"))
             .await
             .map_err(|_| AppError::internal("the saved state of the rewind is gone"))?;
         let mut intent = Self::restore(viewer, task_id, dir, &head);
@@ -286,15 +280,7 @@ impl Intent {
         match CodeOperationKind::from_stored(&self.row.kind)? {
             CodeOperationKind::Restore => {
                 let saved_ref = self.row.saved_ref.as_deref().unwrap_or_default();
-                let saved = repo
-                    .git(&[
-                        "rev-parse",
-                        "--verify",
-                        "--quiet",
-                        "--end-of-options",
-                        &format!("{saved_ref}^{{commit}}"),
-                    ])
-                    .await;
+                let saved = repo.commit_of(saved_ref).await;
                 if saved.is_ok() {
                     let scratch = format!("refs/makima/undone/{}", self.row.id);
                     git::undo_restore(&repo, saved_ref, &scratch).await?;
