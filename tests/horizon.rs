@@ -208,18 +208,7 @@ async fn a_reader_paging_during_concurrent_writes_never_misses_an_event() {
     let foreign = ForeignTxn::open(&app).await;
     const PER_WRITER: usize = 20;
     let total = tasks.len() * PER_WRITER;
-    let writers = futures_util::future::join_all(tasks.iter().map(|t| {
-        let app = &app;
-        async move {
-            for j in 0..PER_WRITER {
-                if j % 2 == 0 {
-                    app.append_messages(t, 1).await;
-                } else {
-                    app.append_events(t, 2).await;
-                }
-            }
-        }
-    }));
+    let writers = app.interleaved_appends(&tasks, PER_WRITER);
     let reader = async {
         let mut seen: Vec<String> = vec![];
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -239,18 +239,7 @@ async fn reconnecting_with_the_last_cursor_misses_nothing_and_repeats_nothing() 
         let start = app.last_cursor().await;
         const PER_WRITER: usize = 25;
         let total = tasks.len() * PER_WRITER;
-        let writers = futures_util::future::join_all(tasks.iter().map(|t| {
-            let app = &app;
-            async move {
-                for j in 0..PER_WRITER {
-                    if j % 2 == 0 {
-                        app.append_messages(t, 1).await;
-                    } else {
-                        app.append_events(t, 2).await;
-                    }
-                }
-            }
-        }));
+        let writers = app.interleaved_appends(&tasks, PER_WRITER);
         let reader = async {
             let mut seen: Vec<String> = vec![];
             let mut reconnects = 0;

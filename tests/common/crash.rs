@@ -5,12 +5,11 @@
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Child;
 
 use super::ws::WAIT;
 
@@ -104,33 +103,12 @@ impl Server {
         workspace_root: &Path,
         path_first: Option<&Path>,
     ) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_makima"));
-        cmd.args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
-            .arg(database_url)
-            .arg("--workspace-root")
-            .arg(workspace_root)
-            .env("MAKIMA_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut cmd = super::process::serve_command(database_url, workspace_root);
         if let Some(dir) = path_first {
             let path = std::env::var("PATH").unwrap_or_default();
             cmd.env("PATH", format!("{}:{path}", dir.display()));
         }
-        let mut child = cmd.spawn().expect("spawn makima");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = tokio::time::timeout(WAIT, async {
-            while let Some(line) = lines.next_line().await.expect("read stderr") {
-                if let Some(rest) = line.split("http://").nth(1) {
-                    return rest.split('/').next().unwrap().parse().expect("address");
-                }
-            }
-            panic!("makima exited before listening");
-        })
-        .await
-        .expect("makima starts listening");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (child, addr) = super::process::spawn_listening(cmd).await;
         Self { addr, child }
     }
 

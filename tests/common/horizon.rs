@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use makima::store::{Store, StoreOptions};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 
-use super::{TestApp, admin_exec};
+use super::{TestApp, admin_exec, drop_database_blocking};
 
 /// A write transaction of "another application": open in a database of its own (created
 /// here, in the cluster of `app`'s database) until `end` or drop. It holds a
@@ -70,18 +70,7 @@ impl Drop for ForeignTxn {
         drop(self.txn.take());
         drop(self.store.take());
         let (base, name) = (self.base.clone(), self.name.clone());
-        // Drop cannot await: drop the database from a runtime of its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(admin_exec(
-                &base,
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            ));
-        })
-        .join();
+        drop_database_blocking(base, name);
     }
 }
 

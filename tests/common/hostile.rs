@@ -125,31 +125,9 @@ pub struct ServerWithEnv {
 
 impl ServerWithEnv {
     pub async fn start(database_url: &str, root: &Path, env: &[(&str, &str)]) -> Self {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_makima"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
-            .arg(database_url)
-            .arg("--workspace-root")
-            .arg(root)
-            .env("NO_COLOR", "1")
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn makima");
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = tokio::time::timeout(super::ws::WAIT, async {
-            while let Some(line) = lines.next_line().await.expect("read stderr") {
-                if let Some(rest) = line.split("http://").nth(1) {
-                    return rest.split('/').next().unwrap().parse().expect("address");
-                }
-            }
-            panic!("makima exited before listening");
-        })
-        .await
-        .expect("makima starts listening");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut cmd = super::process::serve_command(database_url, root);
+        cmd.envs(env.iter().copied());
+        let (child, addr) = super::process::spawn_listening(cmd).await;
         Self {
             addr,
             _child: child,

@@ -223,6 +223,22 @@ impl TestApp {
     }
 
     /// The types of the timeline, oldest first (first 100).
+    /// Each of `tasks` gets `per_task` appends from its own concurrent writer,
+    /// alternating one message and two task events; each append writes one history
+    /// event.
+    pub async fn interleaved_appends(&self, tasks: &[String], per_task: usize) {
+        futures_util::future::join_all(tasks.iter().map(|t| async move {
+            for j in 0..per_task {
+                if j % 2 == 0 {
+                    self.append_messages(t, 1).await;
+                } else {
+                    self.append_events(t, 2).await;
+                }
+            }
+        }))
+        .await;
+    }
+
     pub async fn timeline_types(&self) -> Vec<String> {
         let data = self
             .ok("{ timeline(first: 100) { nodes { type } } }", json!({}))
@@ -236,21 +252,25 @@ impl TestApp {
     }
 }
 
+/// Drops a test database from a runtime of its own, for `Drop`, which cannot await.
+pub fn drop_database_blocking(base: String, name: String) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(admin_exec(
+            &base,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        ));
+    })
+    .join();
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some((base, name)) = self.pg.take() {
-            // Drop the database from a fresh runtime: Drop cannot await.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(admin_exec(
-                    &base,
-                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                ));
-            })
-            .join();
+            drop_database_blocking(base, name);
         }
     }
 }

@@ -16,34 +16,45 @@ pub struct Spawned {
     child: Child,
 }
 
+/// `makima serve --bind 127.0.0.1:0` on `database_url` and `workspace_root`, logging
+/// without colour to a piped stderr; add to it, then `spawn_listening`.
+pub fn serve_command(database_url: &str, workspace_root: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_makima"));
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
+        .arg(database_url)
+        .arg("--workspace-root")
+        .arg(workspace_root)
+        .env("MAKIMA_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Spawns `cmd` (a `serve_command`) and waits until it logs the address it listens on.
+pub async fn spawn_listening(mut cmd: Command) -> (Child, SocketAddr) {
+    let mut child = cmd.spawn().expect("spawn makima");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            if let Some(rest) = line.split("http://").nth(1) {
+                let addr = rest.split('/').next().unwrap();
+                return addr.parse::<SocketAddr>().expect("listening address");
+            }
+        }
+        panic!("makima exited before listening");
+    })
+    .await
+    .expect("makima starts listening");
+    // Keep draining the log so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
 impl Spawned {
     pub async fn start(database_url: &str, workspace_root: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_makima"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
-            .arg(database_url)
-            .arg("--workspace-root")
-            .arg(workspace_root)
-            .env("MAKIMA_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn makima");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = tokio::time::timeout(WAIT, async {
-            while let Some(line) = lines.next_line().await.expect("read stderr") {
-                if let Some(rest) = line.split("http://").nth(1) {
-                    let addr = rest.split('/').next().unwrap();
-                    return addr.parse::<SocketAddr>().expect("listening address");
-                }
-            }
-            panic!("makima exited before listening");
-        })
-        .await
-        .expect("makima starts listening");
-        // Keep draining the log so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (child, addr) = spawn_listening(serve_command(database_url, workspace_root)).await;
         Self { addr, child }
     }
 
