@@ -285,7 +285,7 @@ async fn recovery_leaves_an_operation_of_a_live_process_alone() {
         live.execute_raw(Statement::from_sql_and_values(
             live.get_database_backend(),
             "SELECT pg_advisory_xact_lock($1)",
-            [makima::domain::code::task_lock_key(task).into()],
+            [makima::store::task_locks::key(task).into()],
         ))
         .await
         .unwrap();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::TestApp;
 use common::horizon::{ForeignTxn, scalar, within};
 use common::ws::{Proto, WsClient};
-use makima::domain::kinds::HistoryEventType;
+use makima::entities::event_data::ContractCreated;
 use makima::store::history::{self, NewEvent};
 use makima::store::{Timeouts, owners};
 use sea_orm::TransactionTrait;
@@ -58,11 +58,14 @@ async fn write_event(txn: &sea_orm::DatabaseTransaction) -> i64 {
         txn,
         NewEvent {
             owner_id: owner.id,
-            event_type: HistoryEventType::ContractCreated,
             contract_id: None,
             task_id: None,
             phase: None,
-            data: json!({ "name": "in flight", "phases": [] }),
+            data: ContractCreated {
+                name: "in flight".into(),
+                phases: vec![],
+            }
+            .into(),
         },
     )
     .await

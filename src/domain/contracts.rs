@@ -1,10 +1,10 @@
 //! Contracts: creation (with the supervisor), phase and status changes.
 
-use serde_json::json;
 use uuid::Uuid;
 
-use super::kinds::{ContractStatus, HistoryEventType};
+use super::kinds::ContractStatus;
 use super::{App, Viewer, limits, paths};
+use crate::entities::event_data as data;
 use crate::entities::{contract, supervisor_state, task};
 use crate::error::{AppError, AppResult};
 use crate::store::history::{self, NewEvent};
@@ -95,11 +95,14 @@ pub async fn create(
         &txn,
         NewEvent {
             owner_id: viewer.owner_id,
-            event_type: HistoryEventType::ContractCreated,
             contract_id: Some(contract_id),
             task_id: None,
             phase: Some(contract.phase.clone()),
-            data: json!({ "name": contract.name, "phases": phases }),
+            data: data::ContractCreated {
+                name: contract.name.clone(),
+                phases: phases.clone(),
+            }
+            .into(),
         },
     )
     .await?;
@@ -107,11 +110,16 @@ pub async fn create(
         &txn,
         NewEvent {
             owner_id: viewer.owner_id,
-            event_type: HistoryEventType::TaskCreated,
             contract_id: Some(contract_id),
             task_id: Some(task_id),
             phase: Some(contract.phase.clone()),
-            data: json!({ "name": supervisor_name, "parentTaskId": null, "continuedFromTaskId": null }),
+            data: data::TaskCreated {
+                name: supervisor_name,
+                parent_task_id: None,
+                continued_from_task_id: None,
+                code_operation_id: None,
+            }
+            .into(),
         },
     )
     .await?;
@@ -164,11 +172,14 @@ pub async fn change_phase(
         &txn,
         NewEvent {
             owner_id: viewer.owner_id,
-            event_type: HistoryEventType::PhaseChanged,
             contract_id: Some(contract_id),
             task_id: None,
             phase: Some(phase.clone()),
-            data: json!({ "from": from, "to": phase }),
+            data: data::PhaseChanged {
+                from,
+                to: phase.clone(),
+            }
+            .into(),
         },
     )
     .await?;
@@ -206,11 +217,14 @@ pub async fn update_status(
         &txn,
         NewEvent {
             owner_id: viewer.owner_id,
-            event_type: HistoryEventType::ContractStatusChanged,
             contract_id: Some(contract_id),
             task_id: None,
             phase: Some(contract.phase.clone()),
-            data: json!({ "from": from.as_str(), "to": status.as_str() }),
+            data: data::ContractStatusChanged {
+                from: from.as_str().into(),
+                to: status.as_str().into(),
+            }
+            .into(),
         },
     )
     .await?;

@@ -3,18 +3,17 @@
 
 use std::path::Path;
 
-use serde_json::json;
+use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
-use super::code;
+use super::code::{self, Change, Event, Intent, Recorded};
 use super::contracts::ensure_not_archived;
-use super::kinds::HistoryEventType;
 use super::tasks::lock_for_change;
 use super::{App, Viewer, limits};
+use crate::entities::event_data as data;
 use crate::entities::{checkpoint, code_operation, task};
 use crate::error::{AppError, AppResult};
 use crate::git::{Repo, check_branch_name};
-use crate::store::history::{self, NewEvent};
 use crate::store::{contracts, conversations, tasks};
 use crate::time::now;
 
@@ -42,131 +41,165 @@ fn branch_for(given: Option<String>, task_id: Uuid) -> AppResult<String> {
 
 pub async fn fork_task(app: &App, viewer: &Viewer, input: Fork) -> AppResult<Forked> {
     limits::optional_name("name", input.name.as_deref())?;
-    let source = tasks::by_id(app.store.db(), viewer.owner_id, input.task_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("task"))?;
-    let view = app.store.conversation(source.conversation_id).await?;
-    let (count, segment, applies) = match (input.checkpoint_id, input.message_count) {
-        (Some(cp_id), None) => {
-            let (cp, snapshot) =
-                code::checkpoint_of(app.store.db(), viewer, cp_id, source.id).await?;
-            (snapshot.length, snapshot.conversation_id, Some(cp))
-        }
-        (None, Some(n)) => {
-            if !(0..=view.length).contains(&n) {
-                return Err(AppError::bad_input(format!(
-                    "messageCount must be between 0 and the source's {} messages",
-                    view.length
-                )));
-            }
-            let applies =
-                code::newest_prefix_checkpoint(app.store.db(), viewer, source.id, &view, n).await?;
-            (
-                n,
-                view.snapshot_segment(source.conversation_id, n),
-                applies.map(|(cp, _)| cp),
-            )
-        }
-        _ => {
-            return Err(AppError::bad_input(
-                "give exactly one of checkpointId and messageCount",
-            ));
-        }
+    let change = ForkTask {
+        fork_id: Uuid::now_v7(),
+        input,
     };
-    if let Some(id) = source.contract_id {
-        let c = contracts::by_id(app.store.db(), viewer.owner_id, id).await?;
-        ensure_not_archived(&c.ok_or_else(|| AppError::internal("contract of task missing"))?)?;
+    let done = code::run(app, viewer, &change).await?;
+    let (task, checkpoint_id, message_count) = done.output;
+    Ok(Forked {
+        task,
+        checkpoint_id,
+        message_count,
+        code_operation: done.code_operation,
+    })
+}
+
+struct ForkTask {
+    fork_id: Uuid,
+    input: Fork,
+}
+
+/// Where a fork starts: its messages (`count` of them through `segment`) and the
+/// checkpoint whose code it gets, if any.
+struct Start {
+    count: i32,
+    segment: Uuid,
+    checkpoint: Option<checkpoint::Model>,
+}
+
+impl Change for ForkTask {
+    type Plan = Start;
+    type Output = (task::Model, Option<Uuid>, i32);
+
+    fn task_id(&self) -> Option<Uuid> {
+        Some(self.input.task_id)
     }
-    let fork_id = Uuid::now_v7();
-    let mut intent = None;
-    if let (Some(cp), Some(repo)) = (&applies, &source.repository) {
-        let branch = branch_for(input.branch_name.clone(), fork_id)?;
-        let path = code::worktree_path(app, fork_id);
-        let repo = Path::new(repo);
-        intent = Some(
-            code::Intent::worktree(
-                viewer,
-                source.id,
-                fork_id,
-                repo,
-                &path,
-                &branch,
-                &cp.commit_sha,
-            )
-            .await?,
-        );
-    } else if let Some(b) = &input.branch_name {
-        check_branch_name(b)?;
+
+    async fn plan(&self, app: &App, viewer: &Viewer) -> AppResult<(Start, Option<Intent>)> {
+        let source = tasks::by_id(app.store.db(), viewer.owner_id, self.input.task_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("task"))?;
+        let start = self.start(app, viewer, &source).await?;
+        if let Some(id) = source.contract_id {
+            let c = contracts::by_id(app.store.db(), viewer.owner_id, id).await?;
+            ensure_not_archived(&c.ok_or_else(|| AppError::internal("contract of task missing"))?)?;
+        }
+        let branch = branch_for(self.input.branch_name.clone(), self.fork_id)?;
+        let intent = match (&start.checkpoint, &source.repository) {
+            (Some(cp), Some(repo)) => Some(
+                Intent::worktree(
+                    viewer,
+                    source.id,
+                    self.fork_id,
+                    Path::new(repo),
+                    &code::worktree_path(app, self.fork_id),
+                    &branch,
+                    &cp.commit_sha,
+                )
+                .await?,
+            ),
+            _ => None,
+        };
+        Ok((start, intent))
     }
-    let name = input.name.unwrap_or_else(|| {
-        format!("fork of {}", source.name)
-            .chars()
-            .take(limits::MAX_NAME_CHARS)
-            .collect()
-    });
-    // Forks of one task take its lock: an interrupted fork's intent is recovered under it.
-    let _guard = match &intent {
-        Some(_) => Some(app.locks.task(source.id).await),
-        None => None,
-    };
-    let step = code::announce(app, intent).await?;
-    let (txn, ran) = step.run(app, Ok(())).await?;
-    let recorded = async {
-        let (source, contract) = lock_for_change(&txn, viewer, source.id).await?;
+
+    async fn record(
+        &self,
+        app: &App,
+        viewer: &Viewer,
+        txn: &DatabaseTransaction,
+        start: Start,
+        op: Option<&code_operation::Model>,
+    ) -> AppResult<Recorded<Self::Output>> {
+        let (source, contract) = lock_for_change(txn, viewer, self.input.task_id).await?;
+        let fork_id = self.fork_id;
         let conversation =
-            conversations::branch_at(&txn, viewer.owner_id, fork_id, segment, count).await?;
-        let at = now();
-        let worktree = ran.as_ref().map(|_| {
-            code::worktree_path(app, fork_id)
-                .to_string_lossy()
-                .into_owned()
+            conversations::branch_at(txn, viewer.owner_id, fork_id, start.segment, start.count)
+                .await?;
+        let name = self.input.name.clone().unwrap_or_else(|| {
+            format!("fork of {}", source.name)
+                .chars()
+                .take(limits::MAX_NAME_CHARS)
+                .collect()
         });
+        let checkpoint_id = start.checkpoint.as_ref().map(|c| c.id);
         let fork = tasks::insert(
-            &txn,
+            txn,
             task::Model {
                 contract_id: source.contract_id,
                 parent_task_id: source.parent_task_id,
                 plan: source.plan.clone(),
                 repository: source.repository.clone(),
-                worktree_path: worktree,
-                branch: ran.as_ref().and_then(|r| r.op.branch.clone()),
+                worktree_path: op.map(|_| {
+                    code::worktree_path(app, fork_id)
+                        .to_string_lossy()
+                        .into_owned()
+                }),
+                branch: op.and_then(|o| o.branch.clone()),
                 base_branch: source.branch.clone(),
                 forked_from_task_id: Some(source.id),
-                fork_checkpoint_id: applies.as_ref().map(|c| c.id),
-                fork_message_count: Some(count),
-                ..tasks::new_row(viewer.owner_id, fork_id, name, conversation.id, at)
+                fork_checkpoint_id: checkpoint_id,
+                fork_message_count: Some(start.count),
+                ..tasks::new_row(viewer.owner_id, fork_id, name, conversation.id, now())
             },
         )
         .await?;
-        let op = code::record(&txn, ran.as_ref()).await?;
-        let event = history::insert(
-            &txn,
-            NewEvent {
-                owner_id: viewer.owner_id,
-                event_type: HistoryEventType::TaskForked,
-                contract_id: fork.contract_id,
-                task_id: Some(fork_id),
-                phase: contract.map(|c| c.phase),
-                data: json!({
-                    "sourceTaskId": source.id.to_string(),
-                    "checkpointId": applies.as_ref().map(|c| c.id.to_string()),
-                    "messageCount": count,
-                    "branch": fork.branch,
-                    "codeOperationId": op.as_ref().map(|o| o.id.to_string()),
-                }),
-            },
-        )
-        .await?;
-        Ok((event, (op, fork)))
+        let event = Event {
+            contract_id: fork.contract_id,
+            task_id: Some(fork_id),
+            phase: contract.map(|c| c.phase),
+            data: data::TaskForked {
+                source_task_id: source.id,
+                checkpoint_id,
+                message_count: start.count,
+                branch: fork.branch.clone(),
+                code_operation_id: op.map(|o| o.id),
+            }
+            .into(),
+        };
+        Ok(Recorded {
+            event,
+            output: (fork, checkpoint_id, start.count),
+        })
     }
-    .await;
-    let (_, (op, fork)) = code::settle(app, txn, ran, recorded).await?;
-    Ok(Forked {
-        task: fork,
-        checkpoint_id: applies.map(|c| c.id),
-        message_count: count,
-        code_operation: op,
-    })
+}
+
+impl ForkTask {
+    /// The fork's messages and the checkpoint whose code applies to them.
+    async fn start(&self, app: &App, viewer: &Viewer, source: &task::Model) -> AppResult<Start> {
+        let view = app.store.conversation(source.conversation_id).await?;
+        match (self.input.checkpoint_id, self.input.message_count) {
+            (Some(cp_id), None) => {
+                let (cp, snapshot) =
+                    code::checkpoint_of(app.store.db(), viewer, cp_id, source.id).await?;
+                Ok(Start {
+                    count: snapshot.length,
+                    segment: snapshot.conversation_id,
+                    checkpoint: Some(cp),
+                })
+            }
+            (None, Some(n)) => {
+                if !(0..=view.length).contains(&n) {
+                    return Err(AppError::bad_input(format!(
+                        "messageCount must be between 0 and the source's {} messages",
+                        view.length
+                    )));
+                }
+                let applies =
+                    code::newest_prefix_checkpoint(app.store.db(), viewer, source.id, &view, n)
+                        .await?;
+                Ok(Start {
+                    count: n,
+                    segment: view.snapshot_segment(source.conversation_id, n),
+                    checkpoint: applies.map(|(cp, _)| cp),
+                })
+            }
+            _ => Err(AppError::bad_input(
+                "give exactly one of checkpointId and messageCount",
+            )),
+        }
+    }
 }
 
 pub struct Branched {
@@ -182,46 +215,71 @@ pub async fn branch_from_checkpoint(
     checkpoint_id: Uuid,
     branch: String,
 ) -> AppResult<Branched> {
-    let (task, _) = lock_for_change(app.store.db(), viewer, task_id).await?;
-    let repo = task
-        .repository
-        .clone()
-        .ok_or_else(|| AppError::bad_input("the task has no repository to branch in"))?;
-    let (cp, _) = code::checkpoint_of(app.store.db(), viewer, checkpoint_id, task_id).await?;
-    let intent =
-        code::Intent::branch(viewer, task_id, repo.as_ref(), &branch, &cp.commit_sha).await?;
-    let _guard = app.locks.task(task_id).await;
-    let step = code::announce(app, Some(intent)).await?;
-    let (txn, ran) = step.run(app, Ok(())).await?;
-    let ran = ran.ok_or_else(|| AppError::internal("a branch without its git step"))?;
-    let recorded = async {
-        let (task, contract) = lock_for_change(&txn, viewer, task_id).await?;
-        let op = code::record(&txn, Some(&ran)).await?.expect("recorded");
-        let event = history::insert(
-            &txn,
-            NewEvent {
-                owner_id: viewer.owner_id,
-                event_type: HistoryEventType::BranchCreated,
-                contract_id: task.contract_id,
-                task_id: Some(task_id),
-                phase: contract.map(|c| c.phase),
-                data: json!({
-                    "checkpointId": cp.id.to_string(),
-                    "branch": branch,
-                    "commitSha": op.commit_sha,
-                    "codeOperationId": op.id.to_string(),
-                }),
-            },
-        )
-        .await?;
-        Ok((event, (op)))
-    }
-    .await;
-    let (_, op) = code::settle(app, txn, Some(ran), recorded).await?;
+    let change = BranchFromCheckpoint {
+        task_id,
+        checkpoint_id,
+        branch,
+    };
+    let done = code::run(app, viewer, &change).await?;
     Ok(Branched {
-        checkpoint: cp,
-        code_operation: op,
+        checkpoint: done.output,
+        code_operation: done
+            .code_operation
+            .ok_or_else(|| AppError::internal("a branch without its git step"))?,
     })
+}
+
+struct BranchFromCheckpoint {
+    task_id: Uuid,
+    checkpoint_id: Uuid,
+    branch: String,
+}
+
+impl Change for BranchFromCheckpoint {
+    type Plan = checkpoint::Model;
+    type Output = checkpoint::Model;
+
+    fn task_id(&self) -> Option<Uuid> {
+        Some(self.task_id)
+    }
+
+    async fn plan(&self, app: &App, viewer: &Viewer) -> AppResult<(Self::Plan, Option<Intent>)> {
+        let task = code::read_task(app, viewer, self.task_id).await?;
+        let repo = task
+            .repository
+            .clone()
+            .ok_or_else(|| AppError::bad_input("the task has no repository to branch in"))?;
+        let (cp, _) =
+            code::checkpoint_of(app.store.db(), viewer, self.checkpoint_id, task.id).await?;
+        let intent =
+            Intent::branch(viewer, task.id, repo.as_ref(), &self.branch, &cp.commit_sha).await?;
+        Ok((cp, Some(intent)))
+    }
+
+    async fn record(
+        &self,
+        _app: &App,
+        viewer: &Viewer,
+        txn: &DatabaseTransaction,
+        cp: checkpoint::Model,
+        op: Option<&code_operation::Model>,
+    ) -> AppResult<Recorded<checkpoint::Model>> {
+        let op = op.ok_or_else(|| AppError::internal("a branch without its git step"))?;
+        let (task, contract) = lock_for_change(txn, viewer, self.task_id).await?;
+        let event = Event {
+            contract_id: task.contract_id,
+            task_id: Some(task.id),
+            phase: contract.map(|c| c.phase),
+            data: data::BranchCreated {
+                checkpoint_id: cp.id,
+                branch: self.branch.clone(),
+                commit_sha: op.commit_sha.clone(),
+                code_operation_id: op.id,
+            }
+            .into(),
+        };
+        Ok(Recorded { event, output: cp })
+    }
 }
 
 /// The intent of the worktree of a task that continues `source`: a new linked worktree
@@ -232,7 +290,7 @@ pub async fn continued_worktree(
     source: &task::Model,
     task_id: Uuid,
     branch: Option<String>,
-) -> AppResult<code::Intent> {
+) -> AppResult<Intent> {
     let repo = source.repository.clone().ok_or_else(|| {
         AppError::bad_input("continueFromTaskId names a task without a repository")
     })?;
@@ -247,7 +305,7 @@ pub async fn continued_worktree(
         }
     };
     let path = code::worktree_path(app, task_id);
-    code::Intent::worktree(
+    Intent::worktree(
         viewer,
         source.id,
         task_id,

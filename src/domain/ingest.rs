@@ -1,17 +1,17 @@
 //! What agents and daemons report: conversation messages, task events and checkpoints.
 //! Each call is one transaction holding the task's lock, with its history event.
 
-use serde_json::json;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::kinds::{HistoryEventType, MessageRole, TaskEventType};
+use super::idempotent::{self, check_key, request_hash};
+use super::kinds::{MessageRole, TaskEventType};
 use super::tasks::{lock_for_change, note_activity};
 use super::{App, Viewer, limits};
+use crate::entities::event_data as data;
 use crate::entities::{checkpoint, conversation_snapshot, message, task_event};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::store::history::{self, NewEvent};
-use crate::store::{checkpoints, conversations, idempotency, task_events, tasks};
+use crate::store::{checkpoints, conversations, task_events, tasks};
 use crate::time::now;
 
 pub struct NewMessage {
@@ -27,57 +27,6 @@ pub struct NewTaskEvent {
 pub struct AppendedMessages {
     pub messages: Vec<message::Model>,
     pub message_count: i32,
-}
-
-const APPEND_MESSAGES: &str = "appendMessages";
-const APPEND_TASK_EVENTS: &str = "appendTaskEvents";
-
-/// The fingerprint of a batch: each item's kind and serialised body (already made for
-/// the size check), so nothing is serialised twice.
-fn request_hash<'a>(items: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let mut hasher = Sha256::new();
-    for (kind, body) in items {
-        hasher.update(kind.as_bytes());
-        hasher.update([0]);
-        hasher.update(body.as_bytes());
-        hasher.update([0]);
-    }
-    hex::encode(hasher.finalize())
-}
-
-fn check_key(key: Option<&str>) -> AppResult<()> {
-    match key {
-        Some("") => Err(AppError::bad_input("idempotencyKey must not be empty")),
-        other => limits::optional_name("idempotencyKey", other),
-    }
-}
-
-/// What an earlier call with the same idempotency key stored, if any; a different
-/// input under the same key is CONFLICT.
-async fn replayed(
-    db: &impl sea_orm::ConnectionTrait,
-    owner_id: Uuid,
-    mutation: &str,
-    task_id: Uuid,
-    key: Option<&str>,
-    hash: &str,
-) -> AppResult<Option<serde_json::Value>> {
-    let Some(key) = key else { return Ok(None) };
-    match idempotency::find(db, owner_id, mutation, task_id, key).await? {
-        Some(record) if record.request_hash == hash => {
-            Ok(Some(serde_json::from_str(&record.result)?))
-        }
-        Some(_) => Err(AppError::conflict(
-            "idempotencyKey was already used with a different input",
-        )),
-        None => Ok(None),
-    }
-}
-
-fn stored_i64(result: &serde_json::Value, field: &str) -> AppResult<i64> {
-    result[field]
-        .as_i64()
-        .ok_or_else(|| AppError::internal(format!("idempotency record lacks {field}")))
 }
 
 /// Appends up to 100 messages to a task's conversation (a supervisor task's
@@ -105,27 +54,16 @@ pub async fn append_messages(
 
     let txn = app.store.begin_write().await?;
     let (task, contract) = lock_for_change(&txn, viewer, task_id).await?;
-    if let Some(done) = replayed(
-        &txn,
-        owner_id,
-        APPEND_MESSAGES,
-        task_id,
-        key.as_deref(),
-        &hash,
-    )
-    .await?
-    {
+    let done: Option<idempotent::MessagesAppended> =
+        idempotent::replayed(&txn, owner_id, task_id, key.as_deref(), &hash).await?;
+    if let Some(done) = done {
         drop(txn);
-        let segment = Uuid::parse_str(done["conversationId"].as_str().unwrap_or_default())
-            .map_err(|_| AppError::internal("idempotency record lacks conversationId"))?;
-        let first = stored_i64(&done, "firstIndex")? as i32;
-        let count = stored_i64(&done, "count")? as i32;
-        let view = conversations::View::single(segment, first, first + count);
-        let messages =
-            conversations::range(app.store.db(), owner_id, &view, first, first + count).await?;
+        let (first, end) = (done.first_index, done.first_index + done.count);
+        let view = conversations::View::single(done.conversation_id, first, end);
+        let messages = conversations::range(app.store.db(), owner_id, &view, first, end).await?;
         return Ok(AppendedMessages {
             messages,
-            message_count: stored_i64(&done, "messageCount")? as i32,
+            message_count: done.message_count,
         });
     }
 
@@ -158,23 +96,27 @@ pub async fn append_messages(
     conversations::set_length(&txn, head.id, message_count).await?;
     note_activity(&txn, &task, contract.as_ref(), at).await?;
     if let Some(key) = &key {
-        let result = json!({
-            "conversationId": head.id.to_string(),
-            "firstIndex": first,
-            "count": count,
-            "messageCount": message_count,
-        });
-        idempotency::insert(&txn, owner_id, APPEND_MESSAGES, task_id, key, hash, result).await?;
+        let outcome = idempotent::MessagesAppended {
+            conversation_id: head.id,
+            first_index: first,
+            count,
+            message_count,
+        };
+        idempotent::remember(&txn, owner_id, task_id, key, hash, &outcome).await?;
     }
     let event = history::insert(
         &txn,
         NewEvent {
             owner_id,
-            event_type: HistoryEventType::MessagesAppended,
             contract_id: task.contract_id,
             task_id: Some(task_id),
             phase: contract.map(|c| c.phase),
-            data: json!({ "count": count, "firstIndex": first, "messageCount": message_count }),
+            data: data::MessagesAppended {
+                count,
+                first_index: first,
+                message_count,
+            }
+            .into(),
         },
     )
     .await?;
@@ -209,21 +151,11 @@ pub async fn append_task_events(
 
     let txn = app.store.begin_write().await?;
     let (mut task, contract) = lock_for_change(&txn, viewer, task_id).await?;
-    if let Some(done) = replayed(
-        &txn,
-        owner_id,
-        APPEND_TASK_EVENTS,
-        task_id,
-        key.as_deref(),
-        &hash,
-    )
-    .await?
-    {
+    let done: Option<idempotent::TaskEventsAppended> =
+        idempotent::replayed(&txn, owner_id, task_id, key.as_deref(), &hash).await?;
+    if let Some(done) = done {
         drop(txn);
-        let (first, last) = (
-            stored_i64(&done, "firstSequence")?,
-            stored_i64(&done, "lastSequence")?,
-        );
+        let (first, last) = (done.first_sequence, done.last_sequence);
         return task_events::range(app.store.db(), owner_id, task_id, first, last).await;
     }
     let first = task.event_count + 1;
@@ -248,27 +180,25 @@ pub async fn append_task_events(
     task.updated_at = at;
     tasks::update(&txn, task).await?;
     if let Some(key) = &key {
-        let result = json!({ "firstSequence": first, "lastSequence": last });
-        idempotency::insert(
-            &txn,
-            owner_id,
-            APPEND_TASK_EVENTS,
-            task_id,
-            key,
-            hash,
-            result,
-        )
-        .await?;
+        let outcome = idempotent::TaskEventsAppended {
+            first_sequence: first,
+            last_sequence: last,
+        };
+        idempotent::remember(&txn, owner_id, task_id, key, hash, &outcome).await?;
     }
     let event = history::insert(
         &txn,
         NewEvent {
             owner_id,
-            event_type: HistoryEventType::TaskEventsAppended,
             contract_id: contract.as_ref().map(|c| c.id),
             task_id: Some(task_id),
             phase: contract.map(|c| c.phase),
-            data: json!({ "count": rows.len(), "firstSequence": first, "lastSequence": last }),
+            data: data::TaskEventsAppended {
+                count: rows.len() as i64,
+                first_sequence: first,
+                last_sequence: last,
+            }
+            .into(),
         },
     )
     .await?;
@@ -344,16 +274,16 @@ pub async fn record_checkpoint(
         &txn,
         NewEvent {
             owner_id,
-            event_type: HistoryEventType::CheckpointCreated,
             contract_id: contract.as_ref().map(|c| c.id),
             task_id: Some(task_id),
             phase: contract.map(|c| c.phase),
-            data: json!({
-                "checkpointId": checkpoint.id.to_string(),
-                "number": number,
-                "commitSha": checkpoint.commit_sha,
-                "messageCount": checkpoint.message_count,
-            }),
+            data: data::CheckpointCreated {
+                checkpoint_id: checkpoint.id,
+                number,
+                commit_sha: checkpoint.commit_sha.clone(),
+                message_count: checkpoint.message_count,
+            }
+            .into(),
         },
     )
     .await?;

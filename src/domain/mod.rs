@@ -5,6 +5,7 @@
 pub mod code;
 pub mod contracts;
 pub mod fork;
+mod idempotent;
 pub mod ingest;
 pub mod kinds;
 pub mod limits;

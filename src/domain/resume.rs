@@ -3,17 +3,17 @@
 //! wins and the others get CONFLICT.
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
-use super::code;
+use super::code::{self, Change, Event, Intent, Recorded};
 use super::contracts::phases_of;
-use super::kinds::{HistoryEventType, TaskStatus};
+use super::kinds::TaskStatus;
 use super::tasks::{lock_for_change, note_activity, status_of};
 use super::{App, Viewer};
+use crate::entities::event_data as data;
 use crate::entities::{code_operation, conversation_snapshot, task};
 use crate::error::{AppError, AppResult};
-use crate::store::history::{self, NewEvent};
 use crate::store::{contracts, conversations, tasks};
 use crate::time::now;
 
@@ -111,61 +111,92 @@ pub async fn resume_supervisor(
         .into_iter()
         .next()
         .ok_or_else(|| AppError::not_found("contract"))?;
-    let task_id = state.task_id;
-    let _guard = app.locks.task(task_id).await;
-    let task = code::read_task(app, viewer, task_id).await?;
-    ensure_resumable(&task)?;
+    let change = ResumeSupervisor {
+        contract_id,
+        task_id: state.task_id,
+        last_activity: state.last_activity,
+        mode,
+        checkpoint_id,
+    };
+    let done = code::run(app, viewer, &change).await?;
+    let (task, resumed_from) = done.output;
+    Ok(SupervisorResumed {
+        task,
+        resumed_from,
+        code_operation: done.code_operation,
+    })
+}
 
-    let mut target = None;
-    let mut intent = None;
-    if let Some(cp_id) = checkpoint_id {
-        let (cp, snapshot) = code::checkpoint_of(app.store.db(), viewer, cp_id, task_id).await?;
-        let phase = phase_at(app, viewer, &snapshot).await?;
-        intent = code::restore_intent(viewer, &task, &cp.commit_sha);
-        target = Some((cp, snapshot, phase));
+struct ResumeSupervisor {
+    contract_id: Uuid,
+    task_id: Uuid,
+    last_activity: DateTime<Utc>,
+    mode: ResumeMode,
+    checkpoint_id: Option<Uuid>,
+}
+
+/// A checkpoint to resume from: its snapshot and the phase of its last message.
+type Target = (conversation_snapshot::Model, Option<String>);
+
+impl Change for ResumeSupervisor {
+    type Plan = Option<Target>;
+    type Output = (task::Model, ResumedFrom);
+
+    fn task_id(&self) -> Option<Uuid> {
+        Some(self.task_id)
     }
-    let step = code::announce(app, intent).await?;
-    let checked = code::recheck(viewer, task_id, &step, |t| ensure_resumable(t).map(|_| ())).await;
-    let (txn, ran) = step.run(app, checked).await?;
-    let recorded = async {
-        let (mut task, _) = lock_for_change(&txn, viewer, task_id).await?;
+
+    async fn plan(&self, app: &App, viewer: &Viewer) -> AppResult<(Self::Plan, Option<Intent>)> {
+        let task = code::read_task(app, viewer, self.task_id).await?;
+        self.check(&task)?;
+        let Some(cp_id) = self.checkpoint_id else {
+            return Ok((None, None));
+        };
+        let (cp, snapshot) = code::checkpoint_of(app.store.db(), viewer, cp_id, task.id).await?;
+        let phase = phase_at(app, viewer, &snapshot).await?;
+        let intent = code::restore_intent(viewer, &task, &cp.commit_sha);
+        Ok((Some((snapshot, phase)), intent))
+    }
+
+    fn check(&self, task: &task::Model) -> AppResult<()> {
+        ensure_resumable(task).map(|_| ())
+    }
+
+    async fn record(
+        &self,
+        app: &App,
+        viewer: &Viewer,
+        txn: &DatabaseTransaction,
+        target: Self::Plan,
+        op: Option<&code_operation::Model>,
+    ) -> AppResult<Recorded<Self::Output>> {
+        let (mut task, _) = lock_for_change(txn, viewer, self.task_id).await?;
         let from_status = ensure_resumable(&task)?;
-        let mut contract = contracts::lock(&txn, viewer.owner_id, contract_id)
+        let mut contract = contracts::lock(txn, viewer.owner_id, self.contract_id)
             .await?
             .ok_or_else(|| AppError::not_found("contract"))?;
-        let view = app
-            .store
-            .conversation_in(&txn, task.conversation_id)
-            .await?;
+        let view = app.store.conversation_in(txn, task.conversation_id).await?;
         let resumed_from = ResumedFrom {
             phase: contract.phase.clone(),
-            last_activity: state.last_activity,
+            last_activity: self.last_activity,
             message_count: view.length,
         };
         let at = now();
-        match (&target, mode) {
-            (Some((_, snapshot, phase)), _) => {
-                let head = conversations::branch_at(
-                    &txn,
-                    viewer.owner_id,
-                    task_id,
-                    snapshot.conversation_id,
-                    snapshot.length,
-                )
-                .await?;
-                task.conversation_id = head.id;
+        match (&target, self.mode) {
+            (Some((snapshot, phase)), _) => {
+                task.conversation_id = branch_to(txn, viewer, task.id, snapshot).await?;
                 let known = |p: &&String| phases_of(&contract).is_ok_and(|all| all.contains(p));
                 if let Some(phase) = phase.as_ref().filter(known)
                     && *phase != contract.phase
                 {
                     contract.phase = phase.clone();
                     contract.updated_at = at;
-                    contract = contracts::update(&txn, contract).await?;
+                    contract = contracts::update(txn, contract).await?;
                 }
             }
             (None, ResumeMode::RestartPhase) => {
                 let current = contract.phase.clone();
-                let run = conversations::count_tail(&txn, viewer.owner_id, &view, |m| {
+                let run = conversations::count_tail(txn, viewer.owner_id, &view, |m| {
                     m.phase.as_deref() == Some(current.as_str())
                 })
                 .await?;
@@ -173,51 +204,68 @@ pub async fn resume_supervisor(
                     let keep = view.length - run;
                     let segment = view.snapshot_segment(task.conversation_id, keep);
                     let head =
-                        conversations::branch_at(&txn, viewer.owner_id, task_id, segment, keep)
+                        conversations::branch_at(txn, viewer.owner_id, task.id, segment, keep)
                             .await?;
                     task.conversation_id = head.id;
                 }
             }
             _ => {}
         }
-        let message_count = conversations::by_id(&txn, task.conversation_id)
+        let message_count = conversations::by_id(txn, task.conversation_id)
             .await?
             .length;
-        task.status = TaskStatus::Pending.as_str().into();
-        task.completed_at = None;
-        task.updated_at = at;
-        let task = tasks::update(&txn, task).await?;
-        contracts::touch_supervisor(&txn, contract_id, at).await?;
-        let op = code::record(&txn, ran.as_ref()).await?;
-        let event = history::insert(
-            &txn,
-            NewEvent {
-                owner_id: viewer.owner_id,
-                event_type: HistoryEventType::SupervisorResumed,
-                contract_id: Some(contract_id),
-                task_id: Some(task_id),
-                phase: Some(contract.phase.clone()),
-                data: json!({
-                    "mode": mode.as_str(),
-                    "fromStatus": from_status.as_str(),
-                    "checkpointId": checkpoint_id.map(|c| c.to_string()),
-                    "messageCount": message_count,
-                    "codeOperationId": op.as_ref().map(|o| o.id.to_string()),
-                    "previousMessageCount": resumed_from.message_count,
-                    "previousPhase": resumed_from.phase,
-                }),
-            },
-        )
-        .await?;
-        Ok((event, (op, task, resumed_from)))
+        let task = mark_pending(txn, task, at).await?;
+        contracts::touch_supervisor(txn, self.contract_id, at).await?;
+        let event = Event {
+            contract_id: Some(self.contract_id),
+            task_id: Some(task.id),
+            phase: Some(contract.phase.clone()),
+            data: data::SupervisorResumed {
+                mode: self.mode.as_str().into(),
+                from_status: from_status.as_str().into(),
+                checkpoint_id: self.checkpoint_id,
+                message_count,
+                code_operation_id: op.map(|o| o.id),
+                previous_message_count: resumed_from.message_count,
+                previous_phase: resumed_from.phase.clone(),
+            }
+            .into(),
+        };
+        Ok(Recorded {
+            event,
+            output: (task, resumed_from),
+        })
     }
-    .await;
-    let (_, (op, task, resumed_from)) = code::settle(app, txn, ran, recorded).await?;
-    Ok(SupervisorResumed {
-        task,
-        resumed_from,
-        code_operation: op,
-    })
+}
+
+/// Moves the task's conversation to a checkpoint's snapshot; returns the new head.
+async fn branch_to(
+    txn: &DatabaseTransaction,
+    viewer: &Viewer,
+    task_id: Uuid,
+    snapshot: &conversation_snapshot::Model,
+) -> AppResult<Uuid> {
+    let head = conversations::branch_at(
+        txn,
+        viewer.owner_id,
+        task_id,
+        snapshot.conversation_id,
+        snapshot.length,
+    )
+    .await?;
+    Ok(head.id)
+}
+
+/// Queues the task again (PENDING, not completed).
+async fn mark_pending(
+    txn: &DatabaseTransaction,
+    mut task: task::Model,
+    at: DateTime<Utc>,
+) -> AppResult<task::Model> {
+    task.status = TaskStatus::Pending.as_str().into();
+    task.completed_at = None;
+    task.updated_at = at;
+    tasks::update(txn, task).await
 }
 
 pub struct TaskResumed {
@@ -233,62 +281,77 @@ pub async fn resume_task(
     task_id: Uuid,
     checkpoint_id: Option<Uuid>,
 ) -> AppResult<TaskResumed> {
-    let _guard = app.locks.task(task_id).await;
-    let task = code::read_task(app, viewer, task_id).await?;
-    ensure_resumable(&task)?;
-    let mut target = None;
-    let mut intent = None;
-    if let Some(cp_id) = checkpoint_id {
-        let (cp, snapshot) = code::checkpoint_of(app.store.db(), viewer, cp_id, task_id).await?;
-        intent = code::restore_intent(viewer, &task, &cp.commit_sha);
-        target = Some(snapshot);
+    let change = ResumeTask {
+        task_id,
+        checkpoint_id,
+    };
+    let done = code::run(app, viewer, &change).await?;
+    Ok(TaskResumed {
+        task: done.output,
+        code_operation: done.code_operation,
+    })
+}
+
+struct ResumeTask {
+    task_id: Uuid,
+    checkpoint_id: Option<Uuid>,
+}
+
+impl Change for ResumeTask {
+    type Plan = Option<conversation_snapshot::Model>;
+    type Output = task::Model;
+
+    fn task_id(&self) -> Option<Uuid> {
+        Some(self.task_id)
     }
-    let step = code::announce(app, intent).await?;
-    let checked = code::recheck(viewer, task_id, &step, |t| ensure_resumable(t).map(|_| ())).await;
-    let (txn, ran) = step.run(app, checked).await?;
-    let recorded = async {
-        let (mut task, contract) = lock_for_change(&txn, viewer, task_id).await?;
+
+    async fn plan(&self, app: &App, viewer: &Viewer) -> AppResult<(Self::Plan, Option<Intent>)> {
+        let task = code::read_task(app, viewer, self.task_id).await?;
+        self.check(&task)?;
+        let Some(cp_id) = self.checkpoint_id else {
+            return Ok((None, None));
+        };
+        let (cp, snapshot) = code::checkpoint_of(app.store.db(), viewer, cp_id, task.id).await?;
+        Ok((
+            Some(snapshot),
+            code::restore_intent(viewer, &task, &cp.commit_sha),
+        ))
+    }
+
+    fn check(&self, task: &task::Model) -> AppResult<()> {
+        ensure_resumable(task).map(|_| ())
+    }
+
+    async fn record(
+        &self,
+        _app: &App,
+        viewer: &Viewer,
+        txn: &DatabaseTransaction,
+        target: Self::Plan,
+        op: Option<&code_operation::Model>,
+    ) -> AppResult<Recorded<task::Model>> {
+        let (mut task, contract) = lock_for_change(txn, viewer, self.task_id).await?;
         let from_status = ensure_resumable(&task)?;
         if let Some(snapshot) = &target {
-            let head = conversations::branch_at(
-                &txn,
-                viewer.owner_id,
-                task_id,
-                snapshot.conversation_id,
-                snapshot.length,
-            )
-            .await?;
-            task.conversation_id = head.id;
+            task.conversation_id = branch_to(txn, viewer, task.id, snapshot).await?;
         }
         let at = now();
-        task.status = TaskStatus::Pending.as_str().into();
-        task.completed_at = None;
-        task.updated_at = at;
-        let task = tasks::update(&txn, task).await?;
-        note_activity(&txn, &task, contract.as_ref(), at).await?;
-        let op = code::record(&txn, ran.as_ref()).await?;
-        let event = history::insert(
-            &txn,
-            NewEvent {
-                owner_id: viewer.owner_id,
-                event_type: HistoryEventType::TaskResumed,
-                contract_id: task.contract_id,
-                task_id: Some(task_id),
-                phase: contract.map(|c| c.phase),
-                data: json!({
-                    "fromStatus": from_status.as_str(),
-                    "checkpointId": checkpoint_id.map(|c| c.to_string()),
-                    "codeOperationId": op.as_ref().map(|o| o.id.to_string()),
-                }),
-            },
-        )
-        .await?;
-        Ok((event, (op, task)))
+        let task = mark_pending(txn, task, at).await?;
+        note_activity(txn, &task, contract.as_ref(), at).await?;
+        let event = Event {
+            contract_id: task.contract_id,
+            task_id: Some(task.id),
+            phase: contract.map(|c| c.phase),
+            data: data::TaskResumed {
+                from_status: from_status.as_str().into(),
+                checkpoint_id: self.checkpoint_id,
+                code_operation_id: op.map(|o| o.id),
+            }
+            .into(),
+        };
+        Ok(Recorded {
+            event,
+            output: task,
+        })
     }
-    .await;
-    let (_, (op, task)) = code::settle(app, txn, ran, recorded).await?;
-    Ok(TaskResumed {
-        task,
-        code_operation: op,
-    })
 }

@@ -3,17 +3,17 @@
 //! A rewind adds a head segment over a prefix of the same rows (O(1), nothing copied or
 //! deleted); its history event keeps the previous head, so `restore` can put it back.
 
-use serde_json::json;
+use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
-use super::code;
-use super::kinds::{HistoryEventType, TaskStatus};
+use super::code::{self, Change, Event, Intent, Recorded};
+use super::kinds::TaskStatus;
 use super::tasks::{lock_for_change, status_of};
 use super::{App, Viewer};
-use crate::entities::{checkpoint, code_operation, history_event, task};
+use crate::entities::event_data::{self as data, EventData};
+use crate::entities::{checkpoint, code_operation, conversation_snapshot, history_event, task};
 use crate::error::{AppError, AppResult};
-use crate::store::history::{self, NewEvent};
-use crate::store::{contracts, conversations, tasks};
+use crate::store::{contracts, conversations, history, tasks};
 
 /// Which conversation to rewind and how far.
 pub struct Rewind {
@@ -87,99 +87,131 @@ fn kept(length: i32, to_index: Option<i32>, by_count: Option<i32>) -> AppResult<
 
 pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> AppResult<Rewound> {
     let task_id = conversation_task(app, viewer, input.contract_id, input.task_id).await?;
-    let _guard = app.locks.task(task_id).await;
-    let task = code::read_task(app, viewer, task_id).await?;
-    let pre_head = task.conversation_id;
-    let pre_view = app.store.conversation(pre_head).await?;
-    let keep = kept(
-        pre_view.length,
-        input.to_message_index,
-        input.by_message_count,
-    )?;
-    let not_running = |t: &task::Model| match status_of(t)? {
-        TaskStatus::Running if input.rewind_code => Err(AppError::conflict(
-            "the task is RUNNING; stop it before rewinding its code",
-        )),
-        _ => Ok(()),
-    };
-    not_running(&task)?;
-    let mut intent = None;
-    if input.rewind_code {
-        let applies =
-            code::newest_prefix_checkpoint(app.store.db(), viewer, task_id, &pre_view, keep)
-                .await?;
-        if let Some((cp, _)) = applies {
-            intent = code::restore_intent(viewer, &task, &cp.commit_sha);
+    let done = code::run(app, viewer, &RewindConversation { task_id, input }).await?;
+    let (contract_id, length, keep) = done.output;
+    Ok(Rewound {
+        contract_id,
+        task_id,
+        messages_removed: length - keep,
+        new_message_count: keep,
+        code_operation: done.code_operation,
+        event: done.event,
+    })
+}
+
+struct RewindConversation {
+    task_id: Uuid,
+    input: Rewind,
+}
+
+/// The conversation as planned: its head and length when the git step was decided.
+struct Planned {
+    head: Uuid,
+    length: i32,
+}
+
+impl Change for RewindConversation {
+    type Plan = Planned;
+    /// The supervisor's contract (for a supervisor's conversation), the length before and
+    /// the messages kept.
+    type Output = (Option<Uuid>, i32, i32);
+
+    fn task_id(&self) -> Option<Uuid> {
+        Some(self.task_id)
+    }
+
+    async fn plan(&self, app: &App, viewer: &Viewer) -> AppResult<(Planned, Option<Intent>)> {
+        let task = code::read_task(app, viewer, self.task_id).await?;
+        let view = app.store.conversation(task.conversation_id).await?;
+        let keep = self.kept(view.length)?;
+        self.check(&task)?;
+        let mut intent = None;
+        if self.input.rewind_code {
+            let applies =
+                code::newest_prefix_checkpoint(app.store.db(), viewer, task.id, &view, keep)
+                    .await?;
+            if let Some((cp, _)) = applies {
+                intent = code::restore_intent(viewer, &task, &cp.commit_sha);
+            }
+        }
+        let planned = Planned {
+            head: task.conversation_id,
+            length: view.length,
+        };
+        Ok((planned, intent))
+    }
+
+    fn check(&self, task: &task::Model) -> AppResult<()> {
+        match status_of(task)? {
+            TaskStatus::Running if self.input.rewind_code => Err(AppError::conflict(
+                "the task is RUNNING; stop it before rewinding its code",
+            )),
+            _ => Ok(()),
         }
     }
-    let step = code::announce(app, intent).await?;
-    let checked = code::recheck(viewer, task_id, &step, not_running).await;
-    let (txn, ran) = step.run(app, checked).await?;
-    let recorded = async {
-        let (mut now_task, contract) = lock_for_change(&txn, viewer, task_id).await?;
-        not_running(&now_task)?;
+
+    async fn record(
+        &self,
+        app: &App,
+        viewer: &Viewer,
+        txn: &DatabaseTransaction,
+        planned: Planned,
+        op: Option<&code_operation::Model>,
+    ) -> AppResult<Recorded<Self::Output>> {
+        let (mut task, contract) = lock_for_change(txn, viewer, self.task_id).await?;
+        self.check(&task)?;
         // Decided again under the lock, so a racing append lands wholly before or after.
-        let head = now_task.conversation_id;
-        let view = app.store.conversation_in(&txn, head).await?;
-        let keep = kept(view.length, input.to_message_index, input.by_message_count)?;
-        if ran.is_some() && (head != pre_head || view.length != pre_view.length) {
+        let head = task.conversation_id;
+        let view = app.store.conversation_in(txn, head).await?;
+        let keep = self.kept(view.length)?;
+        if op.is_some() && (head != planned.head || view.length != planned.length) {
             return Err(AppError::conflict(
                 "the conversation changed while its code was rewound; try again",
             ));
         }
         let segment = view.snapshot_segment(head, keep);
         let new_head =
-            conversations::branch_at(&txn, viewer.owner_id, task_id, segment, keep).await?;
-        now_task.conversation_id = new_head.id;
-        now_task.updated_at = crate::time::now();
-        let now_task = tasks::update(&txn, now_task).await?;
-        let op = code::record(&txn, ran.as_ref()).await?;
-        let event = history::insert(
-            &txn,
-            NewEvent {
-                owner_id: viewer.owner_id,
-                event_type: HistoryEventType::ConversationRewound,
-                contract_id: now_task.contract_id,
-                task_id: Some(task_id),
-                phase: contract.as_ref().map(|c| c.phase.clone()),
-                data: json!({
-                    "previousMessageCount": view.length,
-                    "newMessageCount": keep,
-                    "messagesRemoved": view.length - keep,
-                    "codeOperationId": op.as_ref().map(|o| o.id.to_string()),
-                    "previousConversationId": head.to_string(),
-                    "conversationId": new_head.id.to_string(),
-                    "savedRef": op.as_ref().and_then(|o| o.saved_ref.clone()),
-                }),
-            },
-        )
-        .await?;
-        let contract_id = contract.map(|c| c.id).filter(|_| now_task.is_supervisor);
-        Ok((event, (op, contract_id, view.length, keep)))
+            conversations::branch_at(txn, viewer.owner_id, task.id, segment, keep).await?;
+        task.conversation_id = new_head.id;
+        task.updated_at = crate::time::now();
+        let task = tasks::update(txn, task).await?;
+        let event = Event {
+            contract_id: task.contract_id,
+            task_id: Some(task.id),
+            phase: contract.as_ref().map(|c| c.phase.clone()),
+            data: data::ConversationRewound {
+                previous_message_count: view.length,
+                new_message_count: keep,
+                messages_removed: view.length - keep,
+                code_operation_id: op.map(|o| o.id),
+                previous_conversation_id: head,
+                conversation_id: new_head.id,
+                saved_ref: op.and_then(|o| o.saved_ref.clone()),
+            }
+            .into(),
+        };
+        let contract_id = contract.map(|c| c.id).filter(|_| task.is_supervisor);
+        Ok(Recorded {
+            event,
+            output: (contract_id, view.length, keep),
+        })
     }
-    .await;
-    let (event, (op, contract_id, length, keep)) = code::settle(app, txn, ran, recorded).await?;
-    Ok(Rewound {
-        contract_id,
-        task_id,
-        messages_removed: length - keep,
-        new_message_count: keep,
-        code_operation: op,
-        event,
-    })
+}
+
+impl RewindConversation {
+    fn kept(&self, length: i32) -> AppResult<i32> {
+        kept(
+            length,
+            self.input.to_message_index,
+            self.input.by_message_count,
+        )
+    }
 }
 
 pub struct Restored {
     pub message_count: i32,
     pub event: history_event::Model,
     pub code_operation: Option<code_operation::Model>,
-}
-
-fn data_uuid(data: &serde_json::Value, key: &str) -> AppResult<Uuid> {
-    data[key]
-        .as_str()
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(|| AppError::internal(format!("rewind event lacks {key}")))
 }
 
 /// Undoes the rewind that `rewind_event_id` records, when the conversation is still
@@ -189,82 +221,104 @@ pub async fn restore_conversation(
     viewer: &Viewer,
     rewind_event_id: Uuid,
 ) -> AppResult<Restored> {
-    let rewind = history::by_id(app.store.db(), viewer.owner_id, rewind_event_id)
+    let event = history::by_id(app.store.db(), viewer.owner_id, rewind_event_id)
         .await?
         .ok_or_else(|| AppError::not_found("history event"))?;
-    if rewind.event_type != HistoryEventType::ConversationRewound.as_str() {
+    let EventData::ConversationRewound(rewind) = EventData::of(&event)? else {
         return Err(AppError::bad_input(
             "rewindEventId must name a CONVERSATION_REWOUND event",
         ));
-    }
-    let data: serde_json::Value = serde_json::from_str(&rewind.data)?;
-    let task_id = rewind
+    };
+    let task_id = event
         .task_id
         .ok_or_else(|| AppError::internal("rewind event without task"))?;
-    let rewound_head = data_uuid(&data, "conversationId")?;
-    let previous_head = data_uuid(&data, "previousConversationId")?;
-    let saved_ref = data["savedRef"].as_str().map(str::to_owned);
-
-    let _guard = app.locks.task(task_id).await;
-    let unchanged = |task: &task::Model, length: i32| {
-        task.conversation_id == rewound_head
-            && Some(length as i64) == data["newMessageCount"].as_i64()
+    let change = RestoreConversation {
+        rewind_event_id: event.id,
+        task_id,
+        rewind,
     };
-    let task = code::read_task(app, viewer, task_id).await?;
-    let head = conversations::by_id(app.store.db(), task.conversation_id).await?;
-    if !unchanged(&task, head.length) {
-        return Err(AppError::conflict(
-            "the conversation changed since that rewind (messages appended, or a later rewind or restore)",
-        ));
-    }
-    let intent = match (&saved_ref, code::code_dir(&task)) {
-        (Some(saved), Some(dir)) => {
-            Some(code::Intent::unrestore(viewer, task_id, &dir, saved).await?)
-        }
-        _ => None,
-    };
-    let step = code::announce(app, intent).await?;
-    // The conversation itself is checked again when recording.
-    let (txn, ran) = step.run(app, Ok(())).await?;
-    let recorded = async {
-        let (mut now_task, contract) = lock_for_change(&txn, viewer, task_id).await?;
-        let head = conversations::by_id(&txn, now_task.conversation_id).await?;
-        if !unchanged(&now_task, head.length) {
-            return Err(AppError::conflict(
-                "the conversation changed while restoring; try again",
-            ));
-        }
-        let previous = conversations::by_id(&txn, previous_head).await?;
-        now_task.conversation_id = previous.id;
-        now_task.updated_at = crate::time::now();
-        tasks::update(&txn, now_task.clone()).await?;
-        let op = code::record(&txn, ran.as_ref()).await?;
-        let event = history::insert(
-            &txn,
-            NewEvent {
-                owner_id: viewer.owner_id,
-                event_type: HistoryEventType::ConversationRestored,
-                contract_id: now_task.contract_id,
-                task_id: Some(task_id),
-                phase: contract.map(|c| c.phase),
-                data: json!({
-                    "rewindEventId": rewind.id.to_string(),
-                    "messageCount": previous.length,
-                    "codeOperationId": op.as_ref().map(|o| o.id.to_string()),
-                    "conversationId": previous.id.to_string(),
-                }),
-            },
-        )
-        .await?;
-        Ok((event, (op, previous.length)))
-    }
-    .await;
-    let (event, (op, message_count)) = code::settle(app, txn, ran, recorded).await?;
+    let done = code::run(app, viewer, &change).await?;
     Ok(Restored {
-        message_count,
-        event,
-        code_operation: op,
+        message_count: done.output,
+        event: done.event,
+        code_operation: done.code_operation,
     })
+}
+
+struct RestoreConversation {
+    rewind_event_id: Uuid,
+    task_id: Uuid,
+    rewind: data::ConversationRewound,
+}
+
+impl RestoreConversation {
+    /// Whether the task's conversation is still exactly as the rewind left it.
+    fn unchanged(&self, task: &task::Model, length: i32) -> AppResult<()> {
+        if task.conversation_id == self.rewind.conversation_id
+            && length == self.rewind.new_message_count
+        {
+            return Ok(());
+        }
+        Err(AppError::conflict(
+            "the conversation changed since that rewind (messages appended, or a later rewind or restore)",
+        ))
+    }
+}
+
+impl Change for RestoreConversation {
+    type Plan = ();
+    /// The length of the restored conversation.
+    type Output = i32;
+
+    fn task_id(&self) -> Option<Uuid> {
+        Some(self.task_id)
+    }
+
+    async fn plan(&self, app: &App, viewer: &Viewer) -> AppResult<((), Option<Intent>)> {
+        let task = code::read_task(app, viewer, self.task_id).await?;
+        let head = conversations::by_id(app.store.db(), task.conversation_id).await?;
+        self.unchanged(&task, head.length)?;
+        let intent = match (&self.rewind.saved_ref, code::code_dir(&task)) {
+            (Some(saved), Some(dir)) => {
+                Some(Intent::unrestore(viewer, task.id, &dir, saved).await?)
+            }
+            _ => None,
+        };
+        Ok(((), intent))
+    }
+
+    async fn record(
+        &self,
+        _app: &App,
+        viewer: &Viewer,
+        txn: &DatabaseTransaction,
+        (): (),
+        op: Option<&code_operation::Model>,
+    ) -> AppResult<Recorded<i32>> {
+        let (mut task, contract) = lock_for_change(txn, viewer, self.task_id).await?;
+        let head = conversations::by_id(txn, task.conversation_id).await?;
+        self.unchanged(&task, head.length)?;
+        let previous = conversations::by_id(txn, self.rewind.previous_conversation_id).await?;
+        task.conversation_id = previous.id;
+        task.updated_at = crate::time::now();
+        let task = tasks::update(txn, task).await?;
+        let event = Event {
+            contract_id: task.contract_id,
+            task_id: Some(task.id),
+            phase: contract.map(|c| c.phase),
+            data: data::ConversationRestored {
+                rewind_event_id: self.rewind_event_id,
+                message_count: previous.length,
+                code_operation_id: op.map(|o| o.id),
+                conversation_id: previous.id,
+            }
+            .into(),
+        };
+        Ok(Recorded {
+            event,
+            output: previous.length,
+        })
+    }
 }
 
 pub struct TaskRewound {
@@ -283,64 +337,91 @@ pub async fn rewind_task(
     checkpoint_id: Uuid,
     rewind_conversation: bool,
 ) -> AppResult<TaskRewound> {
-    let _guard = app.locks.task(task_id).await;
-    let task = code::read_task(app, viewer, task_id).await?;
-    let not_running = |t: &task::Model| match status_of(t) {
-        Ok(TaskStatus::Running) => Err(AppError::conflict(
-            "the task is RUNNING; stop it before rewinding it",
-        )),
-        Ok(_) => Ok(()),
-        Err(e) => Err(e),
+    let change = RewindTask {
+        task_id,
+        checkpoint_id,
+        rewind_conversation,
     };
-    not_running(&task)?;
-    let (cp, snapshot) =
-        code::checkpoint_of(app.store.db(), viewer, checkpoint_id, task_id).await?;
-    let intent = code::restore_intent(viewer, &task, &cp.commit_sha);
-    let step = code::announce(app, intent).await?;
-    let checked = code::recheck(viewer, task_id, &step, not_running).await;
-    let (txn, ran) = step.run(app, checked).await?;
-    let recorded = async {
-        let (mut now_task, contract) = lock_for_change(&txn, viewer, task_id).await?;
-        not_running(&now_task)?;
-        if rewind_conversation {
+    let done = code::run(app, viewer, &change).await?;
+    let (task, checkpoint) = done.output;
+    Ok(TaskRewound {
+        task,
+        checkpoint,
+        code_operation: done.code_operation,
+        conversation_rewound: rewind_conversation,
+    })
+}
+
+struct RewindTask {
+    task_id: Uuid,
+    checkpoint_id: Uuid,
+    rewind_conversation: bool,
+}
+
+impl Change for RewindTask {
+    type Plan = (checkpoint::Model, conversation_snapshot::Model);
+    type Output = (task::Model, checkpoint::Model);
+
+    fn task_id(&self) -> Option<Uuid> {
+        Some(self.task_id)
+    }
+
+    async fn plan(&self, app: &App, viewer: &Viewer) -> AppResult<(Self::Plan, Option<Intent>)> {
+        let task = code::read_task(app, viewer, self.task_id).await?;
+        self.check(&task)?;
+        let (cp, snapshot) =
+            code::checkpoint_of(app.store.db(), viewer, self.checkpoint_id, task.id).await?;
+        let intent = code::restore_intent(viewer, &task, &cp.commit_sha);
+        Ok(((cp, snapshot), intent))
+    }
+
+    fn check(&self, task: &task::Model) -> AppResult<()> {
+        match status_of(task)? {
+            TaskStatus::Running => Err(AppError::conflict(
+                "the task is RUNNING; stop it before rewinding it",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn record(
+        &self,
+        _app: &App,
+        viewer: &Viewer,
+        txn: &DatabaseTransaction,
+        (cp, snapshot): Self::Plan,
+        op: Option<&code_operation::Model>,
+    ) -> AppResult<Recorded<Self::Output>> {
+        let (mut task, contract) = lock_for_change(txn, viewer, self.task_id).await?;
+        self.check(&task)?;
+        if self.rewind_conversation {
             let head = conversations::branch_at(
-                &txn,
+                txn,
                 viewer.owner_id,
-                task_id,
+                task.id,
                 snapshot.conversation_id,
                 snapshot.length,
             )
             .await?;
-            now_task.conversation_id = head.id;
+            task.conversation_id = head.id;
         }
-        now_task.updated_at = crate::time::now();
-        let now_task = tasks::update(&txn, now_task).await?;
-        let op = code::record(&txn, ran.as_ref()).await?;
-        let event = history::insert(
-            &txn,
-            NewEvent {
-                owner_id: viewer.owner_id,
-                event_type: HistoryEventType::TaskRewound,
-                contract_id: now_task.contract_id,
-                task_id: Some(task_id),
-                phase: contract.map(|c| c.phase),
-                data: json!({
-                    "checkpointId": cp.id.to_string(),
-                    "commitSha": cp.commit_sha,
-                    "conversationRewound": rewind_conversation,
-                    "codeOperationId": op.as_ref().map(|o| o.id.to_string()),
-                }),
-            },
-        )
-        .await?;
-        Ok((event, (op, now_task)))
+        task.updated_at = crate::time::now();
+        let task = tasks::update(txn, task).await?;
+        let event = Event {
+            contract_id: task.contract_id,
+            task_id: Some(task.id),
+            phase: contract.map(|c| c.phase),
+            data: data::TaskRewound {
+                checkpoint_id: cp.id,
+                commit_sha: cp.commit_sha.clone(),
+                conversation_rewound: self.rewind_conversation,
+                code_operation_id: op.map(|o| o.id),
+            }
+            .into(),
+        };
+        Ok(Recorded {
+            event,
+            output: (task, cp),
+        })
     }
-    .await;
-    let (_, (op, task)) = code::settle(app, txn, ran, recorded).await?;
-    Ok(TaskRewound {
-        task,
-        checkpoint: cp,
-        code_operation: op,
-        conversation_rewound: rewind_conversation,
-    })
 }

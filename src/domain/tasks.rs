@@ -1,11 +1,13 @@
 //! Tasks: creation and status changes.
 
-use serde_json::json;
+use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
+use super::code::{self, Change, Event, Recorded};
 use super::contracts::ensure_not_archived;
-use super::kinds::{HistoryEventType, TaskStatus};
-use super::{App, Viewer, code, fork, limits, paths};
+use super::kinds::TaskStatus;
+use super::{App, Viewer, fork, limits, paths};
+use crate::entities::event_data as data;
 use crate::entities::{code_operation, contract, task};
 use crate::error::{AppError, AppResult};
 use crate::git;
@@ -148,83 +150,132 @@ pub async fn create(
         (None, _) => None,
     };
 
-    let task_id = Uuid::now_v7();
-    let intent = match &source {
-        Some(source) => Some(
-            fork::continued_worktree(app, viewer, source, task_id, input.branch.clone()).await?,
-        ),
-        None => None,
+    let change = NewTask {
+        task_id: Uuid::now_v7(),
+        contract,
+        source,
+        named,
+        repository,
+        worktree_path,
+        input,
     };
-    // A continued task takes its source's lock, under which an interrupted one is recovered.
-    let _guard = match &source {
-        Some(source) => Some(app.locks.task(source.id).await),
-        None => None,
-    };
-    let step = code::announce(app, intent).await?;
-    let (txn, ran) = step.run(app, Ok(())).await?;
-    let recorded = async {
-        let at = now();
+    let done = code::run(app, viewer, &change).await?;
+    Ok((done.output, done.code_operation))
+}
+
+/// A task to create, checked and resolved.
+struct NewTask {
+    task_id: Uuid,
+    contract: Option<contract::Model>,
+    /// The task it continues, whose branch head its new worktree starts at.
+    source: Option<task::Model>,
+    /// A repository the client named, claimed for the owner when the task is recorded.
+    named: Option<paths::NamedRepository>,
+    repository: Option<String>,
+    worktree_path: Option<String>,
+    input: CreateTask,
+}
+
+impl Change for NewTask {
+    type Plan = ();
+    type Output = task::Model;
+
+    /// A continued task takes its source's lock, under which an interrupted one is recovered.
+    fn task_id(&self) -> Option<Uuid> {
+        self.source.as_ref().map(|s| s.id)
+    }
+
+    async fn plan(&self, app: &App, viewer: &Viewer) -> AppResult<((), Option<code::Intent>)> {
+        let intent = match &self.source {
+            Some(source) => Some(
+                fork::continued_worktree(
+                    app,
+                    viewer,
+                    source,
+                    self.task_id,
+                    self.input.branch.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        Ok(((), intent))
+    }
+
+    async fn record(
+        &self,
+        app: &App,
+        viewer: &Viewer,
+        txn: &DatabaseTransaction,
+        (): (),
+        op: Option<&code_operation::Model>,
+    ) -> AppResult<Recorded<task::Model>> {
+        let owner_id = viewer.owner_id;
+        let (task_id, input) = (self.task_id, &self.input);
+        let contract_id = self.contract.as_ref().map(|c| c.id);
         if let Some(id) = contract_id {
             // Re-check under the lock: the contract may have been archived meanwhile.
-            let c = contracts::lock(&txn, owner_id, id)
+            let c = contracts::lock(txn, owner_id, id)
                 .await?
                 .ok_or_else(|| AppError::not_found("contract"))?;
             ensure_not_archived(&c)?;
         }
-        if let Some(n) = &named {
-            paths::claim(&txn, owner_id, n).await?;
+        if let Some(n) = &self.named {
+            paths::claim(txn, owner_id, n).await?;
         }
-        let conversation = conversations::create_root(&txn, owner_id, task_id).await?;
+        let conversation = conversations::create_root(txn, owner_id, task_id).await?;
+        let source = self.source.as_ref();
         let task = tasks::insert(
-            &txn,
+            txn,
             task::Model {
                 contract_id,
                 parent_task_id: input.parent_task_id,
-                plan: input.plan,
-                repository,
-                worktree_path: match &ran {
+                plan: input.plan.clone(),
+                repository: self.repository.clone(),
+                worktree_path: match op {
                     Some(_) => Some(
                         code::worktree_path(app, task_id)
                             .to_string_lossy()
                             .into_owned(),
                     ),
-                    None => worktree_path,
+                    None => self.worktree_path.clone(),
                 },
-                branch: match &ran {
-                    Some(r) => r.op.branch.clone(),
-                    None => input.branch,
+                branch: match op {
+                    Some(o) => o.branch.clone(),
+                    None => input.branch.clone(),
                 },
                 base_branch: input
                     .base_branch
-                    .or_else(|| source.as_ref().and_then(|s| s.branch.clone())),
-                continued_from_task_id: source.as_ref().map(|s| s.id),
-                ..tasks::new_row(owner_id, task_id, input.name.clone(), conversation.id, at)
+                    .clone()
+                    .or_else(|| source.and_then(|s| s.branch.clone())),
+                continued_from_task_id: source.map(|s| s.id),
+                ..tasks::new_row(
+                    owner_id,
+                    task_id,
+                    input.name.clone(),
+                    conversation.id,
+                    now(),
+                )
             },
         )
         .await?;
-        let op = code::record(&txn, ran.as_ref()).await?;
-        let event = history::insert(
-            &txn,
-            NewEvent {
-                owner_id,
-                event_type: HistoryEventType::TaskCreated,
-                contract_id,
-                task_id: Some(task_id),
-                phase: contract.as_ref().map(|c| c.phase.clone()),
-                data: json!({
-                    "name": task.name,
-                    "parentTaskId": task.parent_task_id.map(|id| id.to_string()),
-                    "continuedFromTaskId": task.continued_from_task_id.map(|id| id.to_string()),
-                    "codeOperationId": op.as_ref().map(|o| o.id.to_string()),
-                }),
-            },
-        )
-        .await?;
-        Ok((event, (task, op)))
+        let event = Event {
+            contract_id,
+            task_id: Some(task_id),
+            phase: self.contract.as_ref().map(|c| c.phase.clone()),
+            data: data::TaskCreated {
+                name: task.name.clone(),
+                parent_task_id: task.parent_task_id,
+                continued_from_task_id: task.continued_from_task_id,
+                code_operation_id: op.map(|o| o.id),
+            }
+            .into(),
+        };
+        Ok(Recorded {
+            event,
+            output: task,
+        })
     }
-    .await;
-    let (_, (task, op)) = code::settle(app, txn, ran, recorded).await?;
-    Ok((task, op))
 }
 
 /// Moves a task along its lifecycle (API.md, Lifecycles). The same status again
@@ -276,15 +327,15 @@ pub async fn update_status(
         &txn,
         NewEvent {
             owner_id: viewer.owner_id,
-            event_type: HistoryEventType::TaskStatusChanged,
             contract_id: task.contract_id,
             task_id: Some(task_id),
             phase: contract.map(|c| c.phase),
-            data: json!({
-                "from": from.as_str(),
-                "to": to.as_str(),
-                "daemonId": task.daemon_id.map(|d| d.to_string()),
-            }),
+            data: data::TaskStatusChanged {
+                from: from.as_str().into(),
+                to: to.as_str().into(),
+                daemon_id: task.daemon_id,
+            }
+            .into(),
         },
     )
     .await?;

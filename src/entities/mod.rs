@@ -8,6 +8,7 @@ pub mod code_operation_intent;
 pub mod contract;
 pub mod conversation;
 pub mod conversation_snapshot;
+pub mod event_data;
 pub mod history_event;
 pub mod idempotency_key;
 pub mod message;

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{LiveEvent, Shared};
 use crate::domain::kinds::HistoryEventType;
+use crate::entities::event_data::EventData;
 use crate::entities::{history_event, task_event};
 use crate::error::AppResult;
 use crate::store::history::TimelineCursor;
@@ -89,11 +90,10 @@ fn appended_range(event: &history_event::Model) -> Option<(i64, i64)> {
     if event.event_type != HistoryEventType::TaskEventsAppended.as_str() {
         return None;
     }
-    let data: serde_json::Value = serde_json::from_str(&event.data).ok()?;
-    Some((
-        data.get("firstSequence")?.as_i64()?,
-        data.get("lastSequence")?.as_i64()?,
-    ))
+    match EventData::of(event) {
+        Ok(EventData::TaskEventsAppended(d)) => Some((d.first_sequence, d.last_sequence)),
+        _ => None,
+    }
 }
 
 /// Appends whose task events are read together: the tailer holds at most this many

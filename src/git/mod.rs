@@ -60,7 +60,9 @@ mod trust;
 use std::path::{Path, PathBuf};
 
 pub use names::check_branch_name;
-pub use ops::{add_worktree, create_branch, restore, undo_restore};
+pub use ops::{
+    add_worktree, create_branch, delete_branch_at, remove_worktree, restore, undo_restore,
+};
 pub use scratch::{remove_leftover_indexes, remove_legacy_temp_indexes};
 pub use trust::Layout;
 
@@ -197,6 +199,13 @@ impl Repo {
         ])
         .await
         .map_err(|_| GitError::BadInput("the branch does not exist in the repository".into()))
+    }
+
+    /// The branch checked out, if any (none on a detached HEAD).
+    pub async fn current_branch(&self) -> Option<String> {
+        self.git(&["symbolic-ref", "--quiet", "--short", "HEAD"])
+            .await
+            .ok()
     }
 
     pub async fn head(&self) -> GitResult<String> {

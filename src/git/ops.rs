@@ -1,5 +1,6 @@
 //! The four code operations: restore a worktree to a commit (saving what it replaces),
-//! undo such a restore, create a branch, add a linked worktree.
+//! undo such a restore, create a branch, add a linked worktree; and taking back the
+//! last two.
 
 use std::path::Path;
 
@@ -138,9 +139,46 @@ pub async fn add_worktree(
     let path_str = path
         .to_str()
         .ok_or_else(|| GitError::Failed("worktree path is not UTF-8".into()))?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| GitError::Failed(format!("worktree directory: {e}")))?;
+    }
     repo.git(&[
         "worktree", "add", "--quiet", "-b", branch, "--", path_str, &target,
     ])
     .await?;
     Ok(target)
+}
+
+/// Deletes `branch` if it points at `commit` (a branch an operation created there);
+/// leaves it, or its absence, alone otherwise.
+pub async fn delete_branch_at(repo: &Repo, branch: &str, commit: &str) -> GitResult<()> {
+    let (Ok(target), Ok(head)) = (
+        repo.resolve_commit(commit).await,
+        repo.branch_head(branch).await,
+    ) else {
+        return Ok(());
+    };
+    if head == target {
+        repo.git(&["branch", "-D", "--end-of-options", branch])
+            .await?;
+    }
+    Ok(())
+}
+
+/// Removes the linked worktree at `path`, registered or not (an `add_worktree` that
+/// was cut off leaves a directory git may not know yet).
+pub async fn remove_worktree(repo: &Repo, path: &Path) -> GitResult<()> {
+    let p = path.to_string_lossy();
+    if repo
+        .git(&["worktree", "remove", "--force", "--", &p])
+        .await
+        .is_err()
+        && path.exists()
+    {
+        std::fs::remove_dir_all(path)
+            .map_err(|e| GitError::Failed(format!("removing a worktree: {e}")))?;
+    }
+    repo.git(&["worktree", "prune"]).await?;
+    Ok(())
 }

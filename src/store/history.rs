@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::keyset::{self, Keyset, Paged, Window};
 use crate::domain::kinds::HistoryEventType;
+use crate::entities::event_data::EventData;
 use crate::entities::history_event::{self, Column, Entity, Model};
 use crate::error::AppResult;
 use crate::time::now;
@@ -31,14 +32,14 @@ impl TimelineCursor {
     }
 }
 
-/// An event to record; the owner, contract and task say who may see it and where.
+/// An event to record; the owner, contract and task say who may see it and where. Its
+/// type is its data's.
 pub struct NewEvent {
     pub owner_id: Uuid,
-    pub event_type: HistoryEventType,
     pub contract_id: Option<Uuid>,
     pub task_id: Option<Uuid>,
     pub phase: Option<String>,
-    pub data: serde_json::Value,
+    pub data: EventData,
 }
 
 pub async fn insert(db: &impl ConnectionTrait, event: NewEvent) -> AppResult<Model> {
@@ -47,11 +48,11 @@ pub async fn insert(db: &impl ConnectionTrait, event: NewEvent) -> AppResult<Mod
         tx_id: NotSet,
         id: Set(Uuid::now_v7()),
         owner_id: Set(event.owner_id),
-        event_type: Set(event.event_type.as_str().to_owned()),
+        event_type: Set(event.data.event_type().as_str().to_owned()),
         contract_id: Set(event.contract_id),
         task_id: Set(event.task_id),
         phase: Set(event.phase),
-        data: Set(event.data.to_string()),
+        data: Set(event.data.to_json()),
         created_at: Set(now()),
     };
     Ok(Entity::insert(model).exec_with_returning(db).await?)

@@ -31,7 +31,7 @@ pub async fn insert(
     task_id: Uuid,
     key: &str,
     request_hash: String,
-    result: serde_json::Value,
+    result: String,
 ) -> AppResult<()> {
     let model = Model {
         owner_id,
@@ -39,7 +39,7 @@ pub async fn insert(
         task_id,
         key: key.to_owned(),
         request_hash,
-        result: result.to_string(),
+        result,
         created_at: now(),
     };
     Entity::insert(model.into_active_model())

@@ -15,6 +15,7 @@ pub mod live;
 pub mod owners;
 pub mod repositories;
 pub mod task_events;
+pub mod task_locks;
 pub mod tasks;
 
 use std::sync::Arc;

@@ -238,11 +238,7 @@ impl Intent {
                     Step::Unrestore { saved } => git::undo_restore(&repo, saved, saved_ref).await?,
                     _ => git::restore(&repo, &self.row.commit_sha, saved_ref).await?,
                 };
-                let branch = repo
-                    .git(&["symbolic-ref", "--quiet", "--short", "HEAD"])
-                    .await
-                    .ok();
-                (commit, branch)
+                (commit, repo.current_branch().await)
             }
             Step::Branch => {
                 let _repo_lock = app.locks.repo(&dir).await;
@@ -251,10 +247,6 @@ impl Intent {
             }
             Step::Worktree => {
                 let path = PathBuf::from(self.row.worktree_path.as_deref().unwrap_or_default());
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| AppError::internal(format!("worktree dir: {e}")))?;
-                }
                 let _repo_lock = app.locks.repo(&dir).await;
                 let commit = git::add_worktree(&repo, &path, branch, &self.row.commit_sha).await?;
                 (commit, Some(branch.to_owned()))
@@ -296,18 +288,8 @@ impl Intent {
     }
 
     async fn delete_new_branch(&self, repo: &Repo) -> AppResult<()> {
-        let Some(branch) = self.row.branch.as_deref() else {
-            return Ok(());
-        };
-        let (Ok(target), Ok(head)) = (
-            repo.resolve_commit(&self.row.commit_sha).await,
-            repo.branch_head(branch).await,
-        ) else {
-            return Ok(());
-        };
-        if head == target {
-            repo.git(&["branch", "-D", "--end-of-options", branch])
-                .await?;
+        if let Some(branch) = self.row.branch.as_deref() {
+            git::delete_branch_at(repo, branch, &self.row.commit_sha).await?;
         }
         Ok(())
     }
@@ -323,19 +305,7 @@ impl Intent {
                 "an intent names a worktree outside the server's worktrees",
             ));
         }
-        let p = path.to_string_lossy();
-        if repo
-            .git(&["worktree", "remove", "--force", "--", &p])
-            .await
-            .is_err()
-            && path.exists()
-        {
-            // Not (fully) registered yet: `worktree add` was cut off.
-            std::fs::remove_dir_all(path)
-                .map_err(|e| AppError::internal(format!("removing a worktree: {e}")))?;
-        }
-        repo.git(&["worktree", "prune"]).await?;
-        Ok(())
+        Ok(git::remove_worktree(repo, path).await?)
     }
 }
 

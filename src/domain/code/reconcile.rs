@@ -2,15 +2,14 @@
 //! and their recording: the recording never committed, so the git step is undone and
 //! the operation is recorded as FAILED with a CODE_OPERATION_COMPLETED event saying so.
 
-use serde_json::json;
-
 use super::super::App;
-use super::super::kinds::{CodeOperationStatus, HistoryEventType};
-use super::{Intent, try_lock_task};
+use super::super::kinds::CodeOperationStatus;
+use super::Intent;
 use crate::entities::code_operation_intent;
+use crate::entities::event_data as data;
 use crate::error::AppResult;
 use crate::store::history::{self, NewEvent};
-use crate::store::{code_operations, contracts, intents, tasks};
+use crate::store::{code_operations, contracts, intents, task_locks, tasks};
 
 const UNDONE: &str =
     "interrupted before it was recorded (the server stopped); its git step was undone";
@@ -46,7 +45,7 @@ async fn reconcile_one(app: &App, row: code_operation_intent::Model) -> AppResul
     // The whole recovery of one intent happens under the task's lock, in one
     // transaction: a live operation holds that lock from before its git step.
     let txn = app.store.begin_write().await?;
-    if !try_lock_task(&txn, row.task_id).await? {
+    if !task_locks::try_lock(&txn, row.task_id).await? {
         return Ok(false);
     }
     let Some(row) = intents::by_id(&txn, row.id).await? else {
@@ -88,17 +87,17 @@ async fn reconcile_one(app: &App, row: code_operation_intent::Model) -> AppResul
         &txn,
         NewEvent {
             owner_id: row.owner_id,
-            event_type: HistoryEventType::CodeOperationCompleted,
             contract_id: contract.as_ref().map(|c| c.id),
             task_id: Some(row.task_id),
             phase: contract.map(|c| c.phase),
-            data: json!({
-                "codeOperationId": op.id.to_string(),
-                "status": op.status,
-                "commitSha": op.commit_sha,
-                "error": op.error,
-                "kind": op.kind,
-            }),
+            data: data::CodeOperationCompleted {
+                code_operation_id: op.id,
+                kind: op.kind.clone(),
+                status: op.status.clone(),
+                commit_sha: op.commit_sha.clone(),
+                error: op.error.clone(),
+            }
+            .into(),
         },
     )
     .await?;
