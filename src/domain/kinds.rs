@@ -106,7 +106,7 @@ stored_enum! {
         PhaseChanged => "PHASE_CHANGED",
         /// A contract's status changed. data: {from, to}
         ContractStatusChanged => "CONTRACT_STATUS_CHANGED",
-        /// A task was created. data: {name, parentTaskId, continuedFromTaskId}
+        /// A task was created; `codeOperationId` is the new worktree of a continued task. data: {name, parentTaskId, continuedFromTaskId, codeOperationId}
         TaskCreated => "TASK_CREATED",
         /// A task's status changed. data: {from, to, daemonId}
         TaskStatusChanged => "TASK_STATUS_CHANGED",
@@ -116,21 +116,21 @@ stored_enum! {
         TaskEventsAppended => "TASK_EVENTS_APPENDED",
         /// A checkpoint was recorded. data: {checkpointId, number, commitSha, messageCount}
         CheckpointCreated => "CHECKPOINT_CREATED",
-        /// A supervisor was resumed. data: {mode, fromStatus, checkpointId, messageCount, codeOperationId}
+        /// A supervisor was resumed; `previousMessageCount` and `previousPhase` are as it stood before. data: {mode, fromStatus, checkpointId, messageCount, codeOperationId, previousMessageCount, previousPhase}
         SupervisorResumed => "SUPERVISOR_RESUMED",
-        /// A conversation was rewound. data: {previousMessageCount, newMessageCount, messagesRemoved, codeOperationId}
+        /// A conversation was rewound; `previousConversationId` is the head it replaced (what a restore puts back), `savedRef` where the replaced code was saved. data: {previousMessageCount, newMessageCount, messagesRemoved, codeOperationId, previousConversationId, conversationId, savedRef}
         ConversationRewound => "CONVERSATION_REWOUND",
-        /// A rewind was undone. data: {rewindEventId, messageCount, codeOperationId}
+        /// A rewind was undone. data: {rewindEventId, messageCount, codeOperationId, conversationId}
         ConversationRestored => "CONVERSATION_RESTORED",
         /// A task was resumed. data: {fromStatus, checkpointId, codeOperationId}
         TaskResumed => "TASK_RESUMED",
         /// A task was rewound to a checkpoint. data: {checkpointId, commitSha, conversationRewound, codeOperationId}
         TaskRewound => "TASK_REWOUND",
-        /// A task was forked; the event's task is the fork. data: {sourceTaskId, checkpointId, messageCount, branch}
+        /// A task was forked; the event's task is the fork. data: {sourceTaskId, checkpointId, messageCount, branch, codeOperationId}
         TaskForked => "TASK_FORKED",
-        /// A branch was created at a checkpoint. data: {checkpointId, branch, commitSha}
+        /// A branch was created at a checkpoint. data: {checkpointId, branch, commitSha, codeOperationId}
         BranchCreated => "BRANCH_CREATED",
-        /// A code operation ended after its mutation had answered (one that a server stop interrupted before it was recorded is undone at the next start and ends FAILED). data: {codeOperationId, status, commitSha, error}
+        /// A code operation ended after its mutation had answered (one that a server stop interrupted before it was recorded is undone at the next start and ends FAILED). data: {codeOperationId, kind, status, commitSha, error}
         CodeOperationCompleted => "CODE_OPERATION_COMPLETED",
     }
 }
