@@ -266,18 +266,17 @@ impl Change for BranchFromCheckpoint {
     ) -> AppResult<Recorded<checkpoint::Model>> {
         let op = op.ok_or_else(|| AppError::internal("a branch without its git step"))?;
         let (task, contract) = lock_for_change(txn, viewer, self.task_id).await?;
-        let event = Event {
-            contract_id: task.contract_id,
-            task_id: Some(task.id),
-            phase: contract.map(|c| c.phase),
-            data: data::BranchCreated {
+        let event = Event::on(
+            &task,
+            contract.as_ref(),
+            data::BranchCreated {
                 checkpoint_id: cp.id,
                 branch: self.branch.clone(),
                 commit_sha: op.commit_sha.clone(),
                 code_operation_id: op.id,
             }
             .into(),
-        };
+        );
         Ok(Recorded { event, output: cp })
     }
 }

@@ -43,9 +43,30 @@ impl Outcome for TaskEventsAppended {
     const MUTATION: &'static str = "appendTaskEvents";
 }
 
+/// Checks a batch (its size, its key, each item's body) and fingerprints it: returns
+/// each item's serialised body and the batch's hash. `what` names the batch, `body`
+/// an item's body in messages; `parts` gives an item's kind and body.
+pub fn checked_batch<'a, T>(
+    what: &str,
+    body: &str,
+    items: &'a [T],
+    key: Option<&str>,
+    parts: impl Fn(&'a T) -> (&'static str, &'a serde_json::Value),
+) -> AppResult<(Vec<String>, String)> {
+    limits::batch(what, items.len())?;
+    check_key(key)?;
+    let bodies = items
+        .iter()
+        .map(|item| limits::json(body, parts(item).1))
+        .collect::<AppResult<Vec<_>>>()?;
+    let kinds = items.iter().map(|item| parts(item).0);
+    let hash = request_hash(kinds.zip(bodies.iter().map(String::as_str)));
+    Ok((bodies, hash))
+}
+
 /// The fingerprint of a batch: each item's kind and serialised body (already made for
 /// the size check), so nothing is serialised twice.
-pub fn request_hash<'a>(items: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+fn request_hash<'a>(items: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut hasher = Sha256::new();
     for (kind, body) in items {
         hasher.update(kind.as_bytes());
@@ -56,7 +77,7 @@ pub fn request_hash<'a>(items: impl Iterator<Item = (&'a str, &'a str)>) -> Stri
     hex::encode(hasher.finalize())
 }
 
-pub fn check_key(key: Option<&str>) -> AppResult<()> {
+fn check_key(key: Option<&str>) -> AppResult<()> {
     match key {
         Some("") => Err(AppError::bad_input("idempotencyKey must not be empty")),
         other => limits::optional_name("idempotencyKey", other),

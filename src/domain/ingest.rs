@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::idempotent::{self, check_key, request_hash};
+use super::idempotent;
 use super::kinds::{MessageRole, TaskEventType};
 use super::tasks::{lock_for_change, note_activity};
 use super::{App, Viewer, limits};
@@ -38,18 +38,13 @@ pub async fn append_messages(
     messages: Vec<NewMessage>,
     key: Option<String>,
 ) -> AppResult<AppendedMessages> {
-    limits::batch("messages", messages.len())?;
-    check_key(key.as_deref())?;
-    let mut contents = Vec::with_capacity(messages.len());
-    for m in &messages {
-        contents.push(limits::json("message content", &m.content)?);
-    }
-    let hash = request_hash(
-        messages
-            .iter()
-            .map(|m| m.role.as_str())
-            .zip(contents.iter().map(String::as_str)),
-    );
+    let (contents, hash) = idempotent::checked_batch(
+        "messages",
+        "message content",
+        &messages,
+        key.as_deref(),
+        |m| (m.role.as_str(), &m.content),
+    )?;
     let owner_id = viewer.owner_id;
 
     let txn = app.store.begin_write().await?;
@@ -135,18 +130,10 @@ pub async fn append_task_events(
     events: Vec<NewTaskEvent>,
     key: Option<String>,
 ) -> AppResult<Vec<task_event::Model>> {
-    limits::batch("events", events.len())?;
-    check_key(key.as_deref())?;
-    let mut datas = Vec::with_capacity(events.len());
-    for e in &events {
-        datas.push(limits::json("event data", &e.data)?);
-    }
-    let hash = request_hash(
-        events
-            .iter()
-            .map(|e| e.event_type.as_str())
-            .zip(datas.iter().map(String::as_str)),
-    );
+    let (datas, hash) =
+        idempotent::checked_batch("events", "event data", &events, key.as_deref(), |e| {
+            (e.event_type.as_str(), &e.data)
+        })?;
     let owner_id = viewer.owner_id;
 
     let txn = app.store.begin_write().await?;

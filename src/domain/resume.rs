@@ -338,17 +338,16 @@ impl Change for ResumeTask {
         let at = now();
         let task = mark_pending(txn, task, at).await?;
         note_activity(txn, &task, contract.as_ref(), at).await?;
-        let event = Event {
-            contract_id: task.contract_id,
-            task_id: Some(task.id),
-            phase: contract.map(|c| c.phase),
-            data: data::TaskResumed {
+        let event = Event::on(
+            &task,
+            contract.as_ref(),
+            data::TaskResumed {
                 from_status: from_status.as_str().into(),
                 checkpoint_id: self.checkpoint_id,
                 code_operation_id: op.map(|o| o.id),
             }
             .into(),
-        };
+        );
         Ok(Recorded {
             event,
             output: task,

@@ -175,11 +175,10 @@ impl Change for RewindConversation {
         task.conversation_id = new_head.id;
         task.updated_at = crate::time::now();
         let task = tasks::update(txn, task).await?;
-        let event = Event {
-            contract_id: task.contract_id,
-            task_id: Some(task.id),
-            phase: contract.as_ref().map(|c| c.phase.clone()),
-            data: data::ConversationRewound {
+        let event = Event::on(
+            &task,
+            contract.as_ref(),
+            data::ConversationRewound {
                 previous_message_count: view.length,
                 new_message_count: keep,
                 messages_removed: view.length - keep,
@@ -189,7 +188,7 @@ impl Change for RewindConversation {
                 saved_ref: op.and_then(|o| o.saved_ref.clone()),
             }
             .into(),
-        };
+        );
         let contract_id = contract.map(|c| c.id).filter(|_| task.is_supervisor);
         Ok(Recorded {
             event,
@@ -302,18 +301,17 @@ impl Change for RestoreConversation {
         task.conversation_id = previous.id;
         task.updated_at = crate::time::now();
         let task = tasks::update(txn, task).await?;
-        let event = Event {
-            contract_id: task.contract_id,
-            task_id: Some(task.id),
-            phase: contract.map(|c| c.phase),
-            data: data::ConversationRestored {
+        let event = Event::on(
+            &task,
+            contract.as_ref(),
+            data::ConversationRestored {
                 rewind_event_id: self.rewind_event_id,
                 message_count: previous.length,
                 code_operation_id: op.map(|o| o.id),
                 conversation_id: previous.id,
             }
             .into(),
-        };
+        );
         Ok(Recorded {
             event,
             output: previous.length,
@@ -407,18 +405,17 @@ impl Change for RewindTask {
         }
         task.updated_at = crate::time::now();
         let task = tasks::update(txn, task).await?;
-        let event = Event {
-            contract_id: task.contract_id,
-            task_id: Some(task.id),
-            phase: contract.map(|c| c.phase),
-            data: data::TaskRewound {
+        let event = Event::on(
+            &task,
+            contract.as_ref(),
+            data::TaskRewound {
                 checkpoint_id: cp.id,
                 commit_sha: cp.commit_sha.clone(),
                 conversation_rewound: self.rewind_conversation,
                 code_operation_id: op.map(|o| o.id),
             }
             .into(),
-        };
+        );
         Ok(Recorded {
             event,
             output: (task, cp),

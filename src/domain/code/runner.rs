@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::super::{App, Viewer};
 use super::intent::{Intent, Ran};
 use crate::entities::event_data::EventData;
-use crate::entities::{code_operation, history_event, task};
+use crate::entities::{code_operation, contract, history_event, task};
 use crate::error::{AppError, AppResult};
 use crate::store::history::{self, NewEvent};
 use crate::store::{code_operations, intents, task_locks, tasks};
@@ -75,6 +75,18 @@ pub struct Event {
     pub task_id: Option<Uuid>,
     pub phase: Option<String>,
     pub data: EventData,
+}
+
+impl Event {
+    /// An event about `task` (in `contract`, whose phase it records, when it has one).
+    pub fn on(task: &task::Model, contract: Option<&contract::Model>, data: EventData) -> Self {
+        Self {
+            contract_id: task.contract_id,
+            task_id: Some(task.id),
+            phase: contract.map(|c| c.phase.clone()),
+            data,
+        }
+    }
 }
 
 /// A change that was recorded and committed.
