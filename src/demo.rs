@@ -10,6 +10,7 @@ use crate::domain::tasks::{self, CreateTask};
 use crate::domain::{App, Viewer};
 use crate::error::AppResult;
 use crate::server::auth;
+use crate::store::OwnerScope;
 use crate::store::owners;
 
 fn text(role: MessageRole, s: &str) -> NewMessage {
@@ -51,8 +52,7 @@ pub async fn load(app: &App) -> AppResult<String> {
     )
     .await?;
     let supervisor = crate::store::contracts::supervisors_by_contract(
-        app.store.db(),
-        v.owner_id,
+        OwnerScope::new(app.store.db(), v.owner_id),
         &[contract.id],
     )
     .await?

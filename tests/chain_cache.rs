@@ -73,7 +73,7 @@ async fn thousands_of_rewinds_stay_within_the_budget_and_cheap() {
     // The chain is CYCLES segments deep; warm, nothing reads it with the recursive query.
     assert_eq!(store.chains().deep_reads(), 0);
 
-    let head = makima::store::tasks::by_id(store.db(), viewer.owner_id, task_id)
+    let head = makima::store::tasks::by_id(viewer.scope(store.db()), task_id)
         .await
         .unwrap()
         .unwrap()

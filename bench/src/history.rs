@@ -165,13 +165,22 @@ async fn deep_rewinds(app: &App, v: &Viewer, report: &mut Report) -> Result<()> 
         let done = rewind::rewind_conversation(app, v, rewind_one(task)).await?;
         rw.push(t.elapsed().as_secs_f64() * 1e3);
         rewind::restore_conversation(app, v, done.event.id).await?;
-        let head = makima::store::tasks::by_id(app.store.db(), v.owner_id, task)
-            .await?
-            .expect("task")
-            .conversation_id;
+        let head = makima::store::tasks::by_id(
+            makima::store::OwnerScope::new(app.store.db(), v.owner_id),
+            task,
+        )
+        .await?
+        .expect("task")
+        .conversation_id;
         let t = Instant::now();
         let view = app.store.conversation(head).await?;
-        let page = conversations::page(app.store.db(), v.owner_id, &view, None, &last_50()).await?;
+        let page = conversations::page(
+            makima::store::OwnerScope::new(app.store.db(), v.owner_id),
+            &view,
+            None,
+            &last_50(),
+        )
+        .await?;
         assert_eq!(page.items.len(), 50);
         rd.push(t.elapsed().as_secs_f64() * 1e3);
     }
@@ -277,10 +286,13 @@ pub async fn run(app: &App, report: &mut Report) -> Result<()> {
         task = forked.task.id;
         append(app, &v, task, 2).await?;
     }
-    let head = makima::store::tasks::by_id(app.store.db(), v.owner_id, task)
-        .await?
-        .expect("task")
-        .conversation_id;
+    let head = makima::store::tasks::by_id(
+        makima::store::OwnerScope::new(app.store.db(), v.owner_id),
+        task,
+    )
+    .await?
+    .expect("task")
+    .conversation_id;
     let mut reads = vec![];
     for _ in 0..ROUNDS {
         let t = Instant::now();
@@ -291,7 +303,13 @@ pub async fn run(app: &App, report: &mut Report) -> Result<()> {
             limit: 50,
             from_end: true,
         };
-        let page = conversations::page(app.store.db(), v.owner_id, &view, None, &window).await?;
+        let page = conversations::page(
+            makima::store::OwnerScope::new(app.store.db(), v.owner_id),
+            &view,
+            None,
+            &window,
+        )
+        .await?;
         assert_eq!(page.items.len(), 50);
         reads.push(t.elapsed().as_secs_f64() * 1e3);
     }

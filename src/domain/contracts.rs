@@ -58,7 +58,7 @@ pub async fn create(
         },
     )
     .await?;
-    let conversation = conversations::create_root(&txn, viewer.owner_id, task_id).await?;
+    let conversation = conversations::create_root(viewer.scope(&txn), task_id).await?;
     let supervisor_name = format!("supervisor: {}", input.name);
     tasks::insert(
         &txn,
@@ -153,7 +153,7 @@ pub async fn change_phase(
     phase: String,
 ) -> AppResult<contract::Model> {
     let txn = app.store.begin_write().await?;
-    let mut contract = contracts::lock(&txn, viewer.owner_id, contract_id)
+    let mut contract = contracts::lock(viewer.scope(&txn), contract_id)
         .await?
         .ok_or_else(|| AppError::not_found("contract"))?;
     ensure_not_archived(&contract)?;
@@ -196,7 +196,7 @@ pub async fn update_status(
     status: ContractStatus,
 ) -> AppResult<contract::Model> {
     let txn = app.store.begin_write().await?;
-    let mut contract = contracts::lock(&txn, viewer.owner_id, contract_id)
+    let mut contract = contracts::lock(viewer.scope(&txn), contract_id)
         .await?
         .ok_or_else(|| AppError::not_found("contract"))?;
     let from = status_of(&contract)?;

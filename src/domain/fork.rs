@@ -77,12 +77,12 @@ impl Change for ForkTask {
     }
 
     async fn plan(&self, app: &App, viewer: &Viewer) -> AppResult<(Start, Option<Intent>)> {
-        let source = tasks::by_id(app.store.db(), viewer.owner_id, self.input.task_id)
+        let source = tasks::by_id(viewer.scope(app.store.db()), self.input.task_id)
             .await?
             .ok_or_else(|| AppError::not_found("task"))?;
         let start = self.start(app, viewer, &source).await?;
         if let Some(id) = source.contract_id {
-            let c = contracts::by_id(app.store.db(), viewer.owner_id, id).await?;
+            let c = contracts::by_id(viewer.scope(app.store.db()), id).await?;
             ensure_not_archived(&c.ok_or_else(|| AppError::internal("contract of task missing"))?)?;
         }
         let branch = branch_for(self.input.branch_name.clone(), self.fork_id)?;
@@ -115,7 +115,7 @@ impl Change for ForkTask {
         let (source, contract) = lock_for_change(txn, viewer, self.input.task_id).await?;
         let fork_id = self.fork_id;
         let conversation =
-            conversations::branch_at(txn, viewer.owner_id, fork_id, start.segment, start.count)
+            conversations::branch_at(viewer.scope(txn), fork_id, start.segment, start.count)
                 .await?;
         let name = self.input.name.clone().unwrap_or_else(|| {
             format!("fork of {}", source.name)

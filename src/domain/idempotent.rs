@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::limits;
 use crate::error::{AppError, AppResult};
+use crate::store::OwnerScope;
 use crate::store::idempotency;
 
 /// What a call of one mutation stored under its key.
@@ -94,7 +95,7 @@ pub async fn replayed<O: Outcome>(
     hash: &str,
 ) -> AppResult<Option<O>> {
     let Some(key) = key else { return Ok(None) };
-    match idempotency::find(db, owner_id, O::MUTATION, task_id, key).await? {
+    match idempotency::find(OwnerScope::new(db, owner_id), O::MUTATION, task_id, key).await? {
         Some(record) if record.request_hash == hash => {
             Ok(Some(serde_json::from_str(&record.result).map_err(|e| {
                 AppError::internal(format!("idempotency record: {e}"))
@@ -117,5 +118,13 @@ pub async fn remember<O: Outcome>(
     outcome: &O,
 ) -> AppResult<()> {
     let result = serde_json::to_string(outcome)?;
-    idempotency::insert(db, owner_id, O::MUTATION, task_id, key, hash, result).await
+    idempotency::insert(
+        OwnerScope::new(db, owner_id),
+        O::MUTATION,
+        task_id,
+        key,
+        hash,
+        result,
+    )
+    .await
 }

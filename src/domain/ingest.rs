@@ -10,6 +10,7 @@ use super::{App, Viewer, limits};
 use crate::entities::event_data as data;
 use crate::entities::{checkpoint, conversation_snapshot, message, task_event};
 use crate::error::AppResult;
+use crate::store::OwnerScope;
 use crate::store::history::{self, NewEvent};
 use crate::store::{checkpoints, conversations, task_events, tasks};
 use crate::time::now;
@@ -55,7 +56,9 @@ pub async fn append_messages(
         drop(txn);
         let (first, end) = (done.first_index, done.first_index + done.count);
         let view = conversations::View::single(done.conversation_id, first, end);
-        let messages = conversations::range(app.store.db(), owner_id, &view, first, end).await?;
+        let messages =
+            conversations::range(OwnerScope::new(app.store.db(), owner_id), &view, first, end)
+                .await?;
         return Ok(AppendedMessages {
             messages,
             message_count: done.message_count,
@@ -143,7 +146,13 @@ pub async fn append_task_events(
     if let Some(done) = done {
         drop(txn);
         let (first, last) = (done.first_sequence, done.last_sequence);
-        return task_events::range(app.store.db(), owner_id, task_id, first, last).await;
+        return task_events::range(
+            OwnerScope::new(app.store.db(), owner_id),
+            task_id,
+            first,
+            last,
+        )
+        .await;
     }
     let first = task.event_count + 1;
     let at = now();

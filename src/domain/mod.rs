@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::store::Store;
+use crate::store::{OwnerScope, Store};
 
 /// Everything a handler needs besides the caller.
 #[derive(Clone)]
@@ -36,4 +36,11 @@ pub struct App {
 pub struct Viewer {
     pub owner_id: Uuid,
     pub owner: String,
+}
+
+impl Viewer {
+    /// `db` acting for this owner: how the viewer's rows are read and changed.
+    pub fn scope<'c, C>(&self, db: &'c C) -> OwnerScope<'c, C> {
+        OwnerScope::new(db, self.owner_id)
+    }
 }

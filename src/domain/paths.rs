@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 use crate::git::{Layout, Repo};
+use crate::store::OwnerScope;
 use crate::store::{Store, repositories, tasks};
 
 const REFUSED_REPOSITORY: &str =
@@ -86,7 +87,7 @@ pub async fn repository(
         worktrees,
     };
     // Early answer; `claim` decides for good inside the recording transaction.
-    if tasks::path_used_by_other_owner(store.db(), owner_id, &named.path).await? {
+    if tasks::path_used_by_other_owner(OwnerScope::new(store.db(), owner_id), &named.path).await? {
         return Err(refused());
     }
     Ok(named)
@@ -100,7 +101,13 @@ pub async fn claim(
     owner_id: Uuid,
     named: &NamedRepository,
 ) -> AppResult<()> {
-    if repositories::claim(txn, owner_id, &named.common_dir, &named.worktrees).await? {
+    if repositories::claim(
+        OwnerScope::new(txn, owner_id),
+        &named.common_dir,
+        &named.worktrees,
+    )
+    .await?
+    {
         Ok(())
     } else {
         Err(AppError::bad_input(REFUSED_REPOSITORY))
@@ -126,7 +133,7 @@ pub async fn worktree(
         return Err(refused());
     }
     let s = utf8(&path, REFUSED_WORKTREE)?;
-    if tasks::path_used_by_other_owner(store.db(), owner_id, &s).await? {
+    if tasks::path_used_by_other_owner(OwnerScope::new(store.db(), owner_id), &s).await? {
         return Err(refused());
     }
     Ok(s)

@@ -78,8 +78,7 @@ async fn phase_at(
         .snapshot(snapshot.conversation_id, snapshot.length)
         .await?;
     let last = conversations::range(
-        app.store.db(),
-        viewer.owner_id,
+        viewer.scope(app.store.db()),
         &view,
         snapshot.length - 1,
         snapshot.length,
@@ -106,7 +105,7 @@ pub async fn resume_supervisor(
         }
         _ => {}
     }
-    let state = contracts::supervisors_by_contract(app.store.db(), viewer.owner_id, &[contract_id])
+    let state = contracts::supervisors_by_contract(viewer.scope(app.store.db()), &[contract_id])
         .await?
         .into_iter()
         .next()
@@ -172,7 +171,7 @@ impl Change for ResumeSupervisor {
     ) -> AppResult<Recorded<Self::Output>> {
         let (mut task, _) = lock_for_change(txn, viewer, self.task_id).await?;
         let from_status = ensure_resumable(&task)?;
-        let mut contract = contracts::lock(txn, viewer.owner_id, self.contract_id)
+        let mut contract = contracts::lock(viewer.scope(txn), self.contract_id)
             .await?
             .ok_or_else(|| AppError::not_found("contract"))?;
         let view = app.store.conversation_in(txn, task.conversation_id).await?;
@@ -196,7 +195,7 @@ impl Change for ResumeSupervisor {
             }
             (None, ResumeMode::RestartPhase) => {
                 let current = contract.phase.clone();
-                let run = conversations::count_tail(txn, viewer.owner_id, &view, |m| {
+                let run = conversations::count_tail(viewer.scope(txn), &view, |m| {
                     m.phase.as_deref() == Some(current.as_str())
                 })
                 .await?;
@@ -204,8 +203,7 @@ impl Change for ResumeSupervisor {
                     let keep = view.length - run;
                     let segment = view.snapshot_segment(task.conversation_id, keep);
                     let head =
-                        conversations::branch_at(txn, viewer.owner_id, task.id, segment, keep)
-                            .await?;
+                        conversations::branch_at(viewer.scope(txn), task.id, segment, keep).await?;
                     task.conversation_id = head.id;
                 }
             }
@@ -246,8 +244,7 @@ async fn branch_to(
     snapshot: &conversation_snapshot::Model,
 ) -> AppResult<Uuid> {
     let head = conversations::branch_at(
-        txn,
-        viewer.owner_id,
+        viewer.scope(txn),
         task_id,
         snapshot.conversation_id,
         snapshot.length,

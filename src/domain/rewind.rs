@@ -43,7 +43,7 @@ async fn conversation_task(
     match (contract_id, task_id) {
         (Some(c), None) => {
             let states =
-                contracts::supervisors_by_contract(app.store.db(), viewer.owner_id, &[c]).await?;
+                contracts::supervisors_by_contract(viewer.scope(app.store.db()), &[c]).await?;
             states
                 .first()
                 .map(|s| s.task_id)
@@ -170,8 +170,7 @@ impl Change for RewindConversation {
             ));
         }
         let segment = view.snapshot_segment(head, keep);
-        let new_head =
-            conversations::branch_at(txn, viewer.owner_id, task.id, segment, keep).await?;
+        let new_head = conversations::branch_at(viewer.scope(txn), task.id, segment, keep).await?;
         task.conversation_id = new_head.id;
         task.updated_at = crate::time::now();
         let task = tasks::update(txn, task).await?;
@@ -220,7 +219,7 @@ pub async fn restore_conversation(
     viewer: &Viewer,
     rewind_event_id: Uuid,
 ) -> AppResult<Restored> {
-    let event = history::by_id(app.store.db(), viewer.owner_id, rewind_event_id)
+    let event = history::by_id(viewer.scope(app.store.db()), rewind_event_id)
         .await?
         .ok_or_else(|| AppError::not_found("history event"))?;
     let EventData::ConversationRewound(rewind) = EventData::of(&event)? else {
@@ -394,8 +393,7 @@ impl Change for RewindTask {
         self.check(&task)?;
         if self.rewind_conversation {
             let head = conversations::branch_at(
-                txn,
-                viewer.owner_id,
+                viewer.scope(txn),
                 task.id,
                 snapshot.conversation_id,
                 snapshot.length,

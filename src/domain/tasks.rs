@@ -11,6 +11,7 @@ use crate::entities::event_data as data;
 use crate::entities::{code_operation, contract, task};
 use crate::error::{AppError, AppResult};
 use crate::git;
+use crate::store::OwnerScope;
 use crate::store::history::{self, NewEvent};
 use crate::store::{contracts, conversations, tasks};
 use crate::time::now;
@@ -52,12 +53,12 @@ pub async fn lock_for_change(
     viewer: &Viewer,
     task_id: Uuid,
 ) -> AppResult<(task::Model, Option<contract::Model>)> {
-    let task = tasks::lock(db, viewer.owner_id, task_id)
+    let task = tasks::lock(viewer.scope(db), task_id)
         .await?
         .ok_or_else(|| AppError::not_found("task"))?;
     let contract = match task.contract_id {
         Some(id) => {
-            let c = contracts::by_id(db, viewer.owner_id, id)
+            let c = contracts::by_id(viewer.scope(db), id)
                 .await?
                 .ok_or_else(|| {
                     AppError::internal(format!("contract {id} of task {task_id} is missing"))
@@ -89,7 +90,7 @@ pub async fn create(
     let owner_id = viewer.owner_id;
     let parent = match input.parent_task_id {
         Some(id) => Some(
-            tasks::by_id(app.store.db(), owner_id, id)
+            tasks::by_id(OwnerScope::new(app.store.db(), owner_id), id)
                 .await?
                 .ok_or_else(|| AppError::not_found("parent task"))?,
         ),
@@ -108,7 +109,7 @@ pub async fn create(
     };
     let contract = match contract_id {
         Some(id) => Some(
-            contracts::by_id(app.store.db(), owner_id, id)
+            contracts::by_id(OwnerScope::new(app.store.db(), owner_id), id)
                 .await?
                 .ok_or_else(|| AppError::not_found("contract"))?,
         ),
@@ -119,7 +120,7 @@ pub async fn create(
     }
     let source = match input.continue_from_task_id {
         Some(id) => {
-            let source = tasks::by_id(app.store.db(), owner_id, id)
+            let source = tasks::by_id(OwnerScope::new(app.store.db(), owner_id), id)
                 .await?
                 .ok_or_else(|| AppError::not_found("task to continue from"))?;
             if input.worktree_path.is_some() || input.repository.is_some() {
@@ -215,7 +216,7 @@ impl Change for NewTask {
         let contract_id = self.contract.as_ref().map(|c| c.id);
         if let Some(id) = contract_id {
             // Re-check under the lock: the contract may have been archived meanwhile.
-            let c = contracts::lock(txn, owner_id, id)
+            let c = contracts::lock(OwnerScope::new(txn, owner_id), id)
                 .await?
                 .ok_or_else(|| AppError::not_found("contract"))?;
             ensure_not_archived(&c)?;
@@ -223,7 +224,8 @@ impl Change for NewTask {
         if let Some(n) = &self.named {
             paths::claim(txn, owner_id, n).await?;
         }
-        let conversation = conversations::create_root(txn, owner_id, task_id).await?;
+        let conversation =
+            conversations::create_root(OwnerScope::new(txn, owner_id), task_id).await?;
         let source = self.source.as_ref();
         let task = tasks::insert(
             txn,

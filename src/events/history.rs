@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{Guard, Key, LiveEvent, Shared};
 use crate::entities::history_event::Model;
 use crate::error::AppResult;
+use crate::store::OwnerScope;
 use crate::store::history::{TimelineCursor, TimelineFilter};
 use crate::store::live;
 
@@ -61,8 +62,7 @@ impl HistoryFeed {
             }
             if self.replaying {
                 let page = Box::pin(live::replay(
-                    self.shared.store.db(),
-                    self.owner_id,
+                    OwnerScope::new(self.shared.store.db(), self.owner_id),
                     &self.filter,
                     self.cursor,
                     PAGE,

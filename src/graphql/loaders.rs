@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::entities::{checkpoint, contract, conversation, supervisor_state, task};
 use crate::error::AppError;
+use crate::store::OwnerScope;
 use crate::store::keyset::Paged;
 use crate::store::{Store, checkpoints, contracts, conversations, tasks};
 
@@ -57,7 +58,7 @@ impl OwnedRows for Contracts {
         owner_id: Uuid,
         ids: &[Uuid],
     ) -> Result<Vec<Self::Row>, AppError> {
-        contracts::by_ids(store.db(), owner_id, ids).await
+        contracts::by_ids(OwnerScope::new(store.db(), owner_id), ids).await
     }
     fn key(row: &Self::Row) -> Uuid {
         row.id
@@ -72,7 +73,7 @@ impl OwnedRows for Tasks {
         owner_id: Uuid,
         ids: &[Uuid],
     ) -> Result<Vec<Self::Row>, AppError> {
-        tasks::by_ids(store.db(), owner_id, ids).await
+        tasks::by_ids(OwnerScope::new(store.db(), owner_id), ids).await
     }
     fn key(row: &Self::Row) -> Uuid {
         row.id
@@ -87,7 +88,7 @@ impl OwnedRows for Checkpoints {
         owner_id: Uuid,
         ids: &[Uuid],
     ) -> Result<Vec<Self::Row>, AppError> {
-        checkpoints::by_ids(store.db(), owner_id, ids).await
+        checkpoints::by_ids(OwnerScope::new(store.db(), owner_id), ids).await
     }
     fn key(row: &Self::Row) -> Uuid {
         row.id
@@ -103,7 +104,7 @@ impl OwnedRows for Conversations {
         owner_id: Uuid,
         ids: &[Uuid],
     ) -> Result<Vec<Self::Row>, AppError> {
-        conversations::by_ids(store.db(), owner_id, ids).await
+        conversations::by_ids(OwnerScope::new(store.db(), owner_id), ids).await
     }
     fn key(row: &Self::Row) -> Uuid {
         row.id
@@ -119,7 +120,7 @@ impl OwnedRows for Supervisors {
         owner_id: Uuid,
         ids: &[Uuid],
     ) -> Result<Vec<Self::Row>, AppError> {
-        contracts::supervisors_by_contract(store.db(), owner_id, ids).await
+        contracts::supervisors_by_contract(OwnerScope::new(store.db(), owner_id), ids).await
     }
     fn key(row: &Self::Row) -> Uuid {
         row.contract_id
@@ -149,8 +150,7 @@ impl Loader<CheckpointPageKey> for CheckpointPages {
         let mut out = HashMap::with_capacity(keys.len());
         for ((limit, from_end), task_ids) in groups {
             let rows = checkpoints::first_per_task(
-                self.store.db(),
-                self.owner_id,
+                OwnerScope::new(self.store.db(), self.owner_id),
                 &task_ids,
                 limit,
                 from_end,

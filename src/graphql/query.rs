@@ -9,6 +9,7 @@ use super::types::history_event::{HistoryEventConnection, timeline_connection};
 use super::types::task::{Task, TaskConnection, task_connection};
 use super::types::viewer::Viewer;
 use super::{app, connection::TotalCount, owner, parse_id, viewer};
+use crate::store::OwnerScope;
 use crate::store::{checkpoints, contracts, tasks};
 
 /// Root single fetches read their row directly: a DataLoader would only add its batching
@@ -32,7 +33,9 @@ impl Query {
     async fn contract(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Contract>> {
         let id = parse_id(&id, "contract")?;
         let db = app(ctx).store.db();
-        Ok(contracts::by_id(db, owner(ctx)?, id).await?.map(Contract))
+        Ok(contracts::by_id(OwnerScope::new(db, owner(ctx)?), id)
+            .await?
+            .map(Contract))
     }
 
     /// The viewer's contracts, oldest first.
@@ -50,10 +53,10 @@ impl Query {
         let store = app(ctx).store.clone();
         let owner_id = owner(ctx)?;
         let filter = filter.unwrap_or_default().into_store();
-        let page = contracts::page(store.db(), owner_id, &filter, &window).await?;
+        let page = contracts::page(OwnerScope::new(store.db(), owner_id), &filter, &window).await?;
         let total = TotalCount::new(move || {
             let (store, filter) = (store.clone(), filter.clone());
-            async move { contracts::count(store.db(), owner_id, &filter).await }
+            async move { contracts::count(OwnerScope::new(store.db(), owner_id), &filter).await }
         });
         Ok(ContractConnection::build(
             page,
@@ -67,7 +70,9 @@ impl Query {
     async fn task(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Task>> {
         let id = parse_id(&id, "task")?;
         let db = app(ctx).store.db();
-        Ok(tasks::by_id(db, owner(ctx)?, id).await?.map(Task))
+        Ok(tasks::by_id(OwnerScope::new(db, owner(ctx)?), id)
+            .await?
+            .map(Task))
     }
 
     /// The viewer's tasks, oldest first.
@@ -89,7 +94,7 @@ impl Query {
     async fn checkpoint(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Checkpoint>> {
         let id = parse_id(&id, "checkpoint")?;
         let db = app(ctx).store.db();
-        Ok(checkpoints::by_id(db, owner(ctx)?, id)
+        Ok(checkpoints::by_id(OwnerScope::new(db, owner(ctx)?), id)
             .await?
             .map(Checkpoint))
     }

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::Viewer;
 use crate::error::{AppError, AppResult};
+use crate::store::OwnerScope;
 use crate::store::{Store, owners};
 
 const CACHE_TTL: Duration = Duration::from_secs(30);
@@ -36,7 +37,7 @@ pub async fn create_key(store: &Store, owner: &str) -> AppResult<String> {
         None => owners::insert(&txn, owner).await?,
     };
     let key = generate_key();
-    owners::insert_key(&txn, owner.id, &hash_key(&key)).await?;
+    owners::insert_key(OwnerScope::new(&txn, owner.id), &hash_key(&key)).await?;
     txn.commit().await?;
     Ok(key)
 }

@@ -1,5 +1,6 @@
 //! Checkpoints and the conversation snapshots they point at.
 
+use super::OwnerScope;
 use sea_orm::sea_query::Condition;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Select,
@@ -28,10 +29,10 @@ pub async fn insert_snapshot(
 }
 
 pub async fn by_id(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     id: Uuid,
 ) -> AppResult<Option<Model>> {
+    let (db, owner_id) = scope.parts();
     Ok(Entity::find_by_id(id)
         .filter(Column::OwnerId.eq(owner_id))
         .one(db)
@@ -39,10 +40,10 @@ pub async fn by_id(
 }
 
 pub async fn by_ids(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     ids: &[Uuid],
 ) -> AppResult<Vec<Model>> {
+    let (db, owner_id) = scope.parts();
     Ok(Entity::find()
         .filter(Column::OwnerId.eq(owner_id))
         .filter(Column::Id.is_in(ids.iter().copied()))
@@ -91,22 +92,22 @@ pub fn of_tasks(owner_id: Uuid, task_ids: &[Uuid]) -> Select<Entity> {
 }
 
 pub async fn task_page(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     task_id: Uuid,
     window: &Window<i32>,
 ) -> AppResult<Paged<Model>> {
+    let (db, owner_id) = scope.parts();
     keyset::page::<ByNumber>(db, of_tasks(owner_id, &[task_id]), window).await
 }
 
 /// The first or last `limit + 1` checkpoints of each task, in one statement.
 pub async fn first_per_task(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     task_ids: &[Uuid],
     limit: u64,
     from_end: bool,
 ) -> AppResult<Vec<Model>> {
+    let (db, owner_id) = scope.parts();
     keyset::per_parent::<ByNumber>(
         db,
         of_tasks(owner_id, task_ids),
@@ -131,27 +132,27 @@ fn of_contract(owner_id: Uuid, contract_id: Uuid) -> Select<Entity> {
 }
 
 pub async fn contract_page(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     contract_id: Uuid,
     window: &Window<Uuid>,
 ) -> AppResult<Paged<Model>> {
+    let (db, owner_id) = scope.parts();
     keyset::page::<ById>(db, of_contract(owner_id, contract_id), window).await
 }
 
 pub async fn count_of_task(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     task_id: Uuid,
 ) -> AppResult<u64> {
+    let (db, owner_id) = scope.parts();
     Ok(of_tasks(owner_id, &[task_id]).count(db).await?)
 }
 
 pub async fn count_of_contract(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     contract_id: Uuid,
 ) -> AppResult<u64> {
+    let (db, owner_id) = scope.parts();
     Ok(of_contract(owner_id, contract_id).count(db).await?)
 }
 
@@ -167,10 +168,10 @@ pub async fn snapshot(
 
 /// A task's checkpoints with their snapshots, newest first.
 pub async fn with_snapshots_newest_first(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     task_id: Uuid,
 ) -> AppResult<Vec<(Model, conversation_snapshot::Model)>> {
+    let (db, owner_id) = scope.parts();
     use sea_orm::QueryOrder;
     let rows = of_tasks(owner_id, &[task_id])
         .order_by_desc(Column::Number)

@@ -1,5 +1,6 @@
 //! Code operation rows.
 
+use super::OwnerScope;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
@@ -13,10 +14,10 @@ pub async fn insert(db: &impl ConnectionTrait, model: Model) -> AppResult<Model>
 }
 
 pub async fn by_id(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     id: Uuid,
 ) -> AppResult<Option<Model>> {
+    let (db, owner_id) = scope.parts();
     Ok(Entity::find_by_id(id)
         .filter(Column::OwnerId.eq(owner_id))
         .one(db)

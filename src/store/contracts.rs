@@ -1,5 +1,6 @@
 //! Contracts and their supervisor state.
 
+use super::OwnerScope;
 use sea_orm::sea_query::Condition;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
@@ -32,10 +33,10 @@ pub async fn insert_supervisor(
 }
 
 pub async fn by_id(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     id: Uuid,
 ) -> AppResult<Option<contract::Model>> {
+    let (db, owner_id) = scope.parts();
     Ok(contract::Entity::find_by_id(id)
         .filter(contract::Column::OwnerId.eq(owner_id))
         .one(db)
@@ -44,10 +45,10 @@ pub async fn by_id(
 
 /// The contract row, locked against concurrent writers until the transaction ends.
 pub async fn lock(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     id: Uuid,
 ) -> AppResult<Option<contract::Model>> {
+    let (db, owner_id) = scope.parts();
     Ok(contract::Entity::find_by_id(id)
         .filter(contract::Column::OwnerId.eq(owner_id))
         .lock_exclusive()
@@ -56,10 +57,10 @@ pub async fn lock(
 }
 
 pub async fn by_ids(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     ids: &[Uuid],
 ) -> AppResult<Vec<contract::Model>> {
+    let (db, owner_id) = scope.parts();
     Ok(contract::Entity::find()
         .filter(contract::Column::OwnerId.eq(owner_id))
         .filter(contract::Column::Id.is_in(ids.iter().copied()))
@@ -68,10 +69,10 @@ pub async fn by_ids(
 }
 
 pub async fn supervisors_by_contract(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     contract_ids: &[Uuid],
 ) -> AppResult<Vec<supervisor_state::Model>> {
+    let (db, owner_id) = scope.parts();
     Ok(supervisor_state::Entity::find()
         .filter(supervisor_state::Column::OwnerId.eq(owner_id))
         .filter(supervisor_state::Column::ContractId.is_in(contract_ids.iter().copied()))
@@ -136,18 +137,18 @@ fn filtered(owner_id: Uuid, filter: &ContractFilter) -> Select<contract::Entity>
 }
 
 pub async fn page(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     filter: &ContractFilter,
     window: &Window<Uuid>,
 ) -> AppResult<Paged<contract::Model>> {
+    let (db, owner_id) = scope.parts();
     keyset::page::<ById>(db, filtered(owner_id, filter), window).await
 }
 
 pub async fn count(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     filter: &ContractFilter,
 ) -> AppResult<u64> {
+    let (db, owner_id) = scope.parts();
     Ok(filtered(owner_id, filter).count(db).await?)
 }

@@ -5,6 +5,7 @@
 //! `base_length..length` itself, so forks and rewinds add a segment instead of copying
 //! messages, and a page costs O(page + chain depth).
 
+use super::OwnerScope;
 use sea_orm::sea_query::{Condition, Order};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
@@ -18,10 +19,10 @@ use crate::error::{AppError, AppResult};
 use crate::time::now;
 
 pub async fn create_root(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     task_id: Uuid,
 ) -> AppResult<conversation::Model> {
+    let (db, owner_id) = scope.parts();
     let model = conversation::Model {
         id: Uuid::now_v7(),
         owner_id,
@@ -44,10 +45,10 @@ pub async fn by_id(db: &impl ConnectionTrait, id: Uuid) -> AppResult<conversatio
 }
 
 pub async fn by_ids(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     ids: &[Uuid],
 ) -> AppResult<Vec<conversation::Model>> {
+    let (db, owner_id) = scope.parts();
     Ok(conversation::Entity::find()
         .filter(conversation::Column::OwnerId.eq(owner_id))
         .filter(conversation::Column::Id.is_in(ids.iter().copied()))
@@ -136,12 +137,12 @@ impl View {
 
 /// Messages at positions `from..to` of the view, in order.
 pub async fn range(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     view: &View,
     from: i32,
     to: i32,
 ) -> AppResult<Vec<message::Model>> {
+    let (db, owner_id) = scope.parts();
     if from >= to {
         return Ok(vec![]);
     }
@@ -171,12 +172,12 @@ impl Keyset for ByPosition {
 /// A page of the view. Positions are dense, so without a phase filter the page bounds
 /// are arithmetic and one query reads it; with one, keyset pagination over positions.
 pub async fn page(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     view: &View,
     phase: Option<&str>,
     window: &Window<i32>,
 ) -> AppResult<Paged<message::Model>> {
+    let (db, owner_id) = scope.parts();
     if let Some(phase) = phase {
         let base = view
             .select(owner_id, 0, view.length)
@@ -197,7 +198,7 @@ pub async fn page(
     } else {
         (lo, lo.saturating_add(limit).min(hi))
     };
-    let items = range(db, owner_id, view, from, to).await?;
+    let items = range(OwnerScope::new(db, owner_id), view, from, to).await?;
     Ok(Paged {
         items,
         has_previous: from > 0,
@@ -206,11 +207,11 @@ pub async fn page(
 }
 
 pub async fn count_phase(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     view: &View,
     phase: &str,
 ) -> AppResult<u64> {
+    let (db, owner_id) = scope.parts();
     Ok(view
         .select(owner_id, 0, view.length)
         .filter(message::Column::Phase.eq(phase))
@@ -252,12 +253,12 @@ impl View {
 /// A new head over the first `length` messages of the snapshot `(segment, length)`:
 /// one row, whatever the length. The rows after `length` stay stored and addressable.
 pub async fn branch_at(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     task_id: Uuid,
     segment: Uuid,
     length: i32,
 ) -> AppResult<conversation::Model> {
+    let (db, owner_id) = scope.parts();
     let model = conversation::Model {
         id: Uuid::now_v7(),
         owner_id,
@@ -275,16 +276,16 @@ pub async fn branch_at(
 /// The phases of the last messages of a view, newest first, read in pages of 100
 /// until `stop` says enough.
 pub async fn count_tail(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     view: &View,
     mut keep_going: impl FnMut(&message::Model) -> bool,
 ) -> AppResult<i32> {
+    let (db, owner_id) = scope.parts();
     let mut end = view.length;
     let mut counted = 0;
     while end > 0 {
         let start = (end - 100).max(0);
-        let page = range(db, owner_id, view, start, end).await?;
+        let page = range(OwnerScope::new(db, owner_id), view, start, end).await?;
         for m in page.iter().rev() {
             if !keep_going(m) {
                 return Ok(counted);

@@ -1,5 +1,6 @@
 //! The timeline: history events keyed by the commit-ordered cursor `(tx_id, seq)`.
 
+use super::OwnerScope;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{
@@ -157,11 +158,11 @@ pub(super) fn visible(
 }
 
 pub async fn page(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     filter: &TimelineFilter,
     window: &Window<TimelineCursor>,
 ) -> AppResult<Paged<Model>> {
+    let (db, owner_id) = scope.parts();
     if filter.types.as_ref().is_some_and(|t| t.is_empty()) {
         return Ok(Paged {
             items: vec![],
@@ -178,10 +179,10 @@ pub async fn page(
 }
 
 pub async fn count(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     filter: &TimelineFilter,
 ) -> AppResult<u64> {
+    let (db, owner_id) = scope.parts();
     if filter.types.as_ref().is_some_and(|t| t.is_empty()) {
         return Ok(0);
     }
@@ -191,10 +192,10 @@ pub async fn count(
 }
 
 pub async fn by_id(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     id: Uuid,
 ) -> AppResult<Option<Model>> {
+    let (db, owner_id) = scope.parts();
     Ok(Entity::find()
         .filter(Column::OwnerId.eq(owner_id))
         .filter(Column::Id.eq(id))

@@ -1,5 +1,6 @@
 //! Remembered results of ingestion calls made with an idempotency key.
 
+use super::OwnerScope;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
@@ -8,12 +9,12 @@ use crate::error::AppResult;
 use crate::time::now;
 
 pub async fn find(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     mutation: &str,
     task_id: Uuid,
     key: &str,
 ) -> AppResult<Option<Model>> {
+    let (db, owner_id) = scope.parts();
     Ok(Entity::find()
         .filter(Column::OwnerId.eq(owner_id))
         .filter(Column::Mutation.eq(mutation))
@@ -25,14 +26,14 @@ pub async fn find(
 
 #[allow(clippy::too_many_arguments)]
 pub async fn insert(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     mutation: &str,
     task_id: Uuid,
     key: &str,
     request_hash: String,
     result: String,
 ) -> AppResult<()> {
+    let (db, owner_id) = scope.parts();
     let model = Model {
         owner_id,
         mutation: mutation.to_owned(),

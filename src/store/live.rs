@@ -6,6 +6,7 @@
 //! transaction still in flight on PostgreSQL, see `horizon`), so an event never
 //! appears behind a cursor that was already handed out.
 
+use super::OwnerScope;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
@@ -59,12 +60,12 @@ pub async fn head(db: &impl ConnectionTrait) -> AppResult<TimelineCursor> {
 /// Up to `limit` of the owner's events matching `filter` after `cursor`, in timeline
 /// order: a subscriber's replay.
 pub async fn replay(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     filter: &TimelineFilter,
     cursor: TimelineCursor,
     limit: u64,
 ) -> AppResult<Vec<Model>> {
+    let (db, owner_id) = scope.parts();
     if filter.types.as_ref().is_some_and(|t| t.is_empty()) {
         return Ok(vec![]);
     }

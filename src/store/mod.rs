@@ -14,6 +14,7 @@ pub mod keyset;
 pub mod live;
 pub mod owners;
 pub mod repositories;
+mod scope;
 pub mod task_events;
 pub mod task_locks;
 pub mod tasks;
@@ -31,6 +32,7 @@ use sea_orm::{
 
 use crate::entities::history_event;
 use crate::error::{AppError, AppResult};
+pub use scope::OwnerScope;
 
 /// A handle on the database, cheap to clone.
 #[derive(Clone)]

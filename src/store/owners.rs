@@ -1,5 +1,6 @@
 //! Owners and their API keys.
 
+use super::OwnerScope;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
 };
@@ -29,10 +30,10 @@ pub async fn insert(db: &impl ConnectionTrait, name: &str) -> AppResult<owner::M
 }
 
 pub async fn insert_key(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     key_hash: &str,
 ) -> AppResult<()> {
+    let (db, owner_id) = scope.parts();
     let model = api_key::ActiveModel {
         id: Set(Uuid::now_v7()),
         owner_id: Set(owner_id),

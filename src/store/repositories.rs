@@ -1,8 +1,8 @@
 //! Repository ownership: one row per repository (its canonical git common dir), claimed
 //! in the transaction that inserts the task or contract naming it.
 
+use super::OwnerScope;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
-use uuid::Uuid;
 
 use super::tasks;
 use crate::entities::repository_owner::{ActiveModel, Column, Entity};
@@ -18,15 +18,15 @@ use crate::time::now;
 /// git). Their first claim is refused when another owner's task already names any of
 /// `worktree_paths` (every work tree of the repository) as its repository or work tree.
 pub async fn claim(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     common_dir: &str,
     worktree_paths: &[String],
 ) -> AppResult<bool> {
+    let (db, owner_id) = scope.parts();
     if let Some(row) = Entity::find_by_id(common_dir).one(db).await? {
         return Ok(row.owner_id == owner_id);
     }
-    if tasks::paths_used_by_other_owner(db, owner_id, worktree_paths).await? {
+    if tasks::paths_used_by_other_owner(OwnerScope::new(db, owner_id), worktree_paths).await? {
         return Ok(false);
     }
     let row = ActiveModel {

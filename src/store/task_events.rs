@@ -1,5 +1,6 @@
 //! Task event streams, keyed (task, sequence) with a gapless per-task sequence.
 
+use super::OwnerScope;
 use sea_orm::sea_query::Condition;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Select,
@@ -48,12 +49,12 @@ fn of_task(owner_id: Uuid, task_id: Uuid, types: Option<&[TaskEventType]>) -> Se
 }
 
 pub async fn page(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     task_id: Uuid,
     types: Option<&[TaskEventType]>,
     window: &Window<i64>,
 ) -> AppResult<Paged<Model>> {
+    let (db, owner_id) = scope.parts();
     if types.is_some_and(|t| t.is_empty()) {
         return Ok(Paged {
             items: vec![],
@@ -65,11 +66,11 @@ pub async fn page(
 }
 
 pub async fn count(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     task_id: Uuid,
     types: Option<&[TaskEventType]>,
 ) -> AppResult<u64> {
+    let (db, owner_id) = scope.parts();
     if types.is_some_and(|t| t.is_empty()) {
         return Ok(0);
     }
@@ -78,12 +79,12 @@ pub async fn count(
 
 /// Events with sequence in `from..=to`, in order (the result of one append).
 pub async fn range(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     task_id: Uuid,
     from: i64,
     to: i64,
 ) -> AppResult<Vec<Model>> {
+    let (db, owner_id) = scope.parts();
     use sea_orm::QueryOrder;
     Ok(of_task(owner_id, task_id, None)
         .filter(Column::Sequence.between(from, to))

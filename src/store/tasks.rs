@@ -1,5 +1,6 @@
 //! Tasks: rows, lists and the per-task lock that serialises writers of one task.
 
+use super::OwnerScope;
 use sea_orm::sea_query::Condition;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
@@ -56,10 +57,10 @@ pub async fn insert(db: &impl ConnectionTrait, model: Model) -> AppResult<Model>
 }
 
 pub async fn by_id(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     id: Uuid,
 ) -> AppResult<Option<Model>> {
+    let (db, owner_id) = scope.parts();
     Ok(Entity::find_by_id(id)
         .filter(Column::OwnerId.eq(owner_id))
         .one(db)
@@ -70,7 +71,11 @@ pub async fn by_id(
 /// SQLite the `IMMEDIATE` write transaction already excludes other writers). Every
 /// writer of a task's conversation, events or status goes through here first, so an
 /// append racing a rewind sees one state or the other, never a mix.
-pub async fn lock(db: &impl ConnectionTrait, owner_id: Uuid, id: Uuid) -> AppResult<Option<Model>> {
+pub async fn lock(
+    scope: OwnerScope<'_, impl ConnectionTrait>,
+    id: Uuid,
+) -> AppResult<Option<Model>> {
+    let (db, owner_id) = scope.parts();
     Ok(Entity::find_by_id(id)
         .filter(Column::OwnerId.eq(owner_id))
         .lock_exclusive()
@@ -79,10 +84,10 @@ pub async fn lock(db: &impl ConnectionTrait, owner_id: Uuid, id: Uuid) -> AppRes
 }
 
 pub async fn by_ids(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     ids: &[Uuid],
 ) -> AppResult<Vec<Model>> {
+    let (db, owner_id) = scope.parts();
     Ok(Entity::find()
         .filter(Column::OwnerId.eq(owner_id))
         .filter(Column::Id.is_in(ids.iter().copied()))
@@ -96,19 +101,19 @@ pub async fn update(db: &impl ConnectionTrait, model: Model) -> AppResult<Model>
 
 /// Whether another owner's task already uses this repository or worktree path.
 pub async fn path_used_by_other_owner(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     path: &str,
 ) -> AppResult<bool> {
-    paths_used_by_other_owner(db, owner_id, &[path.to_owned()]).await
+    let (db, owner_id) = scope.parts();
+    paths_used_by_other_owner(OwnerScope::new(db, owner_id), &[path.to_owned()]).await
 }
 
 /// Whether another owner's task uses any of `paths` as its repository or worktree.
 pub async fn paths_used_by_other_owner(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     paths: &[String],
 ) -> AppResult<bool> {
+    let (db, owner_id) = scope.parts();
     if paths.is_empty() {
         return Ok(false);
     }
@@ -171,18 +176,18 @@ pub fn filtered(owner_id: Uuid, filter: &TaskFilter) -> Select<Entity> {
 }
 
 pub async fn page(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     filter: &TaskFilter,
     window: &Window<Uuid>,
 ) -> AppResult<Paged<Model>> {
+    let (db, owner_id) = scope.parts();
     keyset::page::<ById>(db, filtered(owner_id, filter), window).await
 }
 
 pub async fn count(
-    db: &impl ConnectionTrait,
-    owner_id: Uuid,
+    scope: OwnerScope<'_, impl ConnectionTrait>,
     filter: &TaskFilter,
 ) -> AppResult<u64> {
+    let (db, owner_id) = scope.parts();
     Ok(filtered(owner_id, filter).count(db).await?)
 }

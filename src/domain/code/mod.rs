@@ -58,7 +58,7 @@ pub async fn checkpoint_of(
     checkpoint_id: Uuid,
     task_id: Uuid,
 ) -> AppResult<(checkpoint::Model, conversation_snapshot::Model)> {
-    let cp = checkpoints::by_id(db, viewer.owner_id, checkpoint_id)
+    let cp = checkpoints::by_id(viewer.scope(db), checkpoint_id)
         .await?
         .ok_or_else(|| AppError::not_found("checkpoint"))?;
     if cp.task_id != task_id {
@@ -79,7 +79,7 @@ pub async fn newest_prefix_checkpoint(
     view: &View,
     length: i32,
 ) -> AppResult<Option<(checkpoint::Model, conversation_snapshot::Model)>> {
-    let all = checkpoints::with_snapshots_newest_first(db, viewer.owner_id, task_id).await?;
+    let all = checkpoints::with_snapshots_newest_first(viewer.scope(db), task_id).await?;
     Ok(all
         .into_iter()
         .find(|(_, s)| s.length <= length && view.has_prefix(s.conversation_id, s.length)))

@@ -8,6 +8,7 @@ use super::Intent;
 use crate::entities::code_operation_intent;
 use crate::entities::event_data as data;
 use crate::error::AppResult;
+use crate::store::OwnerScope;
 use crate::store::history::{self, NewEvent};
 use crate::store::{code_operations, contracts, intents, task_locks, tasks};
 
@@ -78,9 +79,9 @@ async fn reconcile_one(app: &App, row: code_operation_intent::Model) -> AppResul
     );
     let op = code_operations::insert(&txn, op).await?;
     intents::delete(&txn, row.id).await?;
-    let task = tasks::by_id(&txn, row.owner_id, row.task_id).await?;
+    let task = tasks::by_id(OwnerScope::new(&txn, row.owner_id), row.task_id).await?;
     let contract = match task.as_ref().and_then(|t| t.contract_id) {
-        Some(id) => contracts::by_id(&txn, row.owner_id, id).await?,
+        Some(id) => contracts::by_id(OwnerScope::new(&txn, row.owner_id), id).await?,
         None => None,
     };
     let event = history::insert(

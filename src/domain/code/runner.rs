@@ -21,6 +21,7 @@ use super::intent::{Intent, Ran};
 use crate::entities::event_data::EventData;
 use crate::entities::{code_operation, contract, history_event, task};
 use crate::error::{AppError, AppResult};
+use crate::store::OwnerScope;
 use crate::store::history::{self, NewEvent};
 use crate::store::{code_operations, intents, task_locks, tasks};
 
@@ -198,7 +199,7 @@ impl Step {
         let (Some(held), Some(task_id)) = (&self.held, change.task_id()) else {
             return Ok(());
         };
-        let task = tasks::by_id(held, viewer.owner_id, task_id)
+        let task = tasks::by_id(viewer.scope(held), task_id)
             .await?
             .ok_or_else(|| AppError::not_found("task"))?;
         change.check(&task)
@@ -309,7 +310,7 @@ async fn settle<T>(
 async fn committed_anyway(app: &App, ran: Option<&Ran>) -> bool {
     match ran {
         Some(r) => matches!(
-            code_operations::by_id(app.store.db(), r.op.owner_id, r.op.id).await,
+            code_operations::by_id(OwnerScope::new(app.store.db(), r.op.owner_id), r.op.id).await,
             Ok(Some(_))
         ),
         None => false,

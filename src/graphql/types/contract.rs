@@ -15,6 +15,7 @@ use crate::error::AppError;
 use crate::graphql::connection::{PageArgs, TotalCount, connection, page_cost};
 use crate::graphql::cursor::{CheckpointKey, Cursor};
 use crate::graphql::{app, loaders, owner, to_id};
+use crate::store::OwnerScope;
 use crate::store::checkpoints;
 
 /// A multi-phase project driven by a supervisor agent.
@@ -140,10 +141,15 @@ impl Contract {
         let window = PageArgs::new(first, after, last, before).window_of(|k: CheckpointKey| k.0)?;
         let store = app(ctx).store.clone();
         let (owner_id, contract_id) = (owner(ctx)?, self.0.id);
-        let page = checkpoints::contract_page(store.db(), owner_id, contract_id, &window).await?;
+        let page =
+            checkpoints::contract_page(OwnerScope::new(store.db(), owner_id), contract_id, &window)
+                .await?;
         let total = TotalCount::new(move || {
             let store = store.clone();
-            async move { checkpoints::count_of_contract(store.db(), owner_id, contract_id).await }
+            async move {
+                checkpoints::count_of_contract(OwnerScope::new(store.db(), owner_id), contract_id)
+                    .await
+            }
         });
         Ok(CheckpointConnection::build(
             page,

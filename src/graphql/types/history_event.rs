@@ -8,6 +8,7 @@ use crate::error::AppResult;
 use crate::graphql::connection::{PageArgs, TotalCount, connection};
 use crate::graphql::cursor::Cursor;
 use crate::graphql::{app, json, loaders, owner, to_id};
+use crate::store::OwnerScope;
 use crate::store::history::{self, TimelineCursor, TimelineFilter};
 
 /// One thing that happened, on the unified timeline.
@@ -29,10 +30,10 @@ pub async fn timeline_connection(
     let window = args.window::<TimelineCursor>()?;
     let store = app(ctx).store.clone();
     let owner_id = owner(ctx)?;
-    let page = history::page(store.db(), owner_id, &filter, &window).await?;
+    let page = history::page(OwnerScope::new(store.db(), owner_id), &filter, &window).await?;
     let total = TotalCount::new(move || {
         let (store, filter) = (store.clone(), filter.clone());
-        async move { history::count(store.db(), owner_id, &filter).await }
+        async move { history::count(OwnerScope::new(store.db(), owner_id), &filter).await }
     });
     Ok(HistoryEventConnection::build(
         page,

@@ -14,6 +14,7 @@ use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{PageArgs, TotalCount, connection, page_cost};
 use crate::graphql::cursor::{CheckpointNumber, Cursor};
 use crate::graphql::{app, loaders, owner, to_id};
+use crate::store::OwnerScope;
 use crate::store::{checkpoints, conversations, task_events, tasks};
 
 /// An agent run: its status, git worktree, conversation, output and checkpoints.
@@ -29,10 +30,15 @@ pub async fn task_connection(
 ) -> AppResult<TaskConnection> {
     let store = app(ctx).store.clone();
     let owner_id = owner(ctx)?;
-    let page = tasks::page(store.db(), owner_id, &filter, &args.window::<Uuid>()?).await?;
+    let page = tasks::page(
+        OwnerScope::new(store.db(), owner_id),
+        &filter,
+        &args.window::<Uuid>()?,
+    )
+    .await?;
     let total = TotalCount::new(move || {
         let (store, filter) = (store.clone(), filter.clone());
-        async move { tasks::count(store.db(), owner_id, &filter).await }
+        async move { tasks::count(OwnerScope::new(store.db(), owner_id), &filter).await }
     });
     Ok(TaskConnection::build(page, |t| t.id.encode(), Task, total))
 }
@@ -48,12 +54,21 @@ pub async fn conversation_connection(
     let store = app(ctx).store.clone();
     let owner_id = owner(ctx)?;
     let view = store.conversation(head).await?;
-    let page = conversations::page(store.db(), owner_id, &view, phase.as_deref(), &window).await?;
+    let page = conversations::page(
+        OwnerScope::new(store.db(), owner_id),
+        &view,
+        phase.as_deref(),
+        &window,
+    )
+    .await?;
     let total = match phase {
         None => TotalCount::fixed(view.length as u64),
         Some(phase) => TotalCount::new(move || {
             let (store, view, phase) = (store.clone(), view.clone(), phase.clone());
-            async move { conversations::count_phase(store.db(), owner_id, &view, &phase).await }
+            async move {
+                conversations::count_phase(OwnerScope::new(store.db(), owner_id), &view, &phase)
+                    .await
+            }
         }),
     };
     Ok(MessageConnection::build(
@@ -179,13 +194,21 @@ impl Task {
         let store = app(ctx).store.clone();
         let (owner_id, task_id) = (owner(ctx)?, self.0.id);
         let types = filter.and_then(|f| f.types);
-        let page =
-            task_events::page(store.db(), owner_id, task_id, types.as_deref(), &window).await?;
+        let page = task_events::page(
+            OwnerScope::new(store.db(), owner_id),
+            task_id,
+            types.as_deref(),
+            &window,
+        )
+        .await?;
         let total = match types {
             None => TotalCount::fixed(self.0.event_count as u64),
             Some(types) => TotalCount::new(move || {
                 let (store, types) = (store.clone(), types.clone());
-                async move { task_events::count(store.db(), owner_id, task_id, Some(&types)).await }
+                async move {
+                    task_events::count(OwnerScope::new(store.db(), owner_id), task_id, Some(&types))
+                        .await
+                }
             }),
         };
         Ok(TaskEventConnection::build(
@@ -217,7 +240,7 @@ impl Task {
                 .await?
                 .ok_or_else(|| AppError::internal("checkpoint page missing"))?
         } else {
-            checkpoints::task_page(store.db(), owner_id, task_id, &window).await?
+            checkpoints::task_page(OwnerScope::new(store.db(), owner_id), task_id, &window).await?
         };
         let total = TotalCount::fixed(self.0.checkpoint_count as u64);
         Ok(CheckpointConnection::build(
