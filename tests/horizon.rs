@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::TestApp;
 use common::horizon::{ForeignTxn, scalar, within};
 use common::ws::{Proto, WsClient};
-use makima::domain::kinds::HistoryEventType;
+use makima::entities::kinds::HistoryEventType;
 use makima::store::history::{self, NewEvent};
 use makima::store::{Timeouts, owners};
 use sea_orm::TransactionTrait;

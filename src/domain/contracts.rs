@@ -3,8 +3,9 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::kinds::{ContractStatus, HistoryEventType};
+use super::lifecycle::Lifecycle;
 use super::{App, Viewer, limits, paths};
+use crate::entities::kinds::{ContractStatus, HistoryEventType};
 use crate::entities::{contract, supervisor_state, task};
 use crate::error::{AppError, AppResult};
 use crate::store::history::{self, NewEvent};
@@ -51,7 +52,7 @@ pub async fn create(
             description: input.description,
             phases: serde_json::to_string(&phases)?,
             phase: phases[0].clone(),
-            status: ContractStatus::Active.as_str().into(),
+            status: ContractStatus::Active,
             repository: repository.clone(),
             created_at: at,
             updated_at: at,
@@ -123,13 +124,9 @@ pub fn phases_of(contract: &contract::Model) -> AppResult<Vec<String>> {
     Ok(serde_json::from_str(&contract.phases)?)
 }
 
-pub fn status_of(contract: &contract::Model) -> AppResult<ContractStatus> {
-    ContractStatus::from_stored(&contract.status)
-}
-
 /// Refuses any change to an archived contract or its tasks.
 pub fn ensure_not_archived(contract: &contract::Model) -> AppResult<()> {
-    if status_of(contract)? == ContractStatus::Archived {
+    if contract.status == ContractStatus::Archived {
         return Err(AppError::conflict(
             "the contract is archived; archived contracts and their tasks cannot change",
         ));
@@ -188,7 +185,7 @@ pub async fn update_status(
     let mut contract = contracts::lock(&txn, viewer.owner_id, contract_id)
         .await?
         .ok_or_else(|| AppError::not_found("contract"))?;
-    let from = status_of(&contract)?;
+    let from = contract.status;
     if from == status {
         return Ok(contract);
     }
@@ -199,7 +196,7 @@ pub async fn update_status(
             status.as_str()
         )));
     }
-    contract.status = status.as_str().into();
+    contract.status = status;
     contract.updated_at = now();
     let contract = contracts::update(&txn, contract).await?;
     let event = history::insert(

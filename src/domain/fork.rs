@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use super::code;
 use super::contracts::ensure_not_archived;
-use super::kinds::HistoryEventType;
 use super::tasks::lock_for_change;
 use super::{App, Viewer, limits};
+use crate::entities::kinds::HistoryEventType;
 use crate::entities::{checkpoint, code_operation, task};
 use crate::error::{AppError, AppResult};
 use crate::git::{Repo, check_branch_name};

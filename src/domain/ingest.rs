@@ -5,9 +5,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::kinds::{HistoryEventType, MessageRole, TaskEventType};
 use super::tasks::{lock_for_change, note_activity};
 use super::{App, Viewer, limits};
+use crate::entities::kinds::{HistoryEventType, MessageRole, TaskEventType};
 use crate::entities::{checkpoint, conversation_snapshot, message, task_event};
 use crate::error::{AppError, AppResult};
 use crate::store::history::{self, NewEvent};
@@ -146,7 +146,7 @@ pub async fn append_messages(
             position: first + i as i32,
             id: Uuid::now_v7(),
             owner_id,
-            role: m.role.as_str().into(),
+            role: m.role,
             content,
             phase: phase.clone(),
             created_at: at,
@@ -237,7 +237,7 @@ pub async fn append_task_events(
             sequence: first + i as i64,
             id: Uuid::now_v7(),
             owner_id,
-            event_type: e.event_type.as_str().into(),
+            event_type: e.event_type,
             data,
             created_at: at,
         })

@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use super::code;
 use super::contracts::phases_of;
-use super::kinds::{HistoryEventType, TaskStatus};
-use super::tasks::{lock_for_change, note_activity, status_of};
+use super::tasks::{lock_for_change, note_activity};
 use super::{App, Viewer};
+use crate::entities::kinds::{HistoryEventType, TaskStatus};
 use crate::entities::{code_operation, conversation_snapshot, task};
 use crate::error::{AppError, AppResult};
 use crate::store::history::{self, NewEvent};
@@ -39,7 +39,7 @@ impl ResumeMode {
 }
 
 fn ensure_resumable(task: &task::Model) -> AppResult<TaskStatus> {
-    let status = status_of(task)?;
+    let status = task.status;
     match status {
         TaskStatus::Interrupted | TaskStatus::Paused | TaskStatus::Failed => Ok(status),
         TaskStatus::Pending => Err(AppError::conflict(
@@ -183,7 +183,7 @@ pub async fn resume_supervisor(
         let message_count = conversations::by_id(&txn, task.conversation_id)
             .await?
             .length;
-        task.status = TaskStatus::Pending.as_str().into();
+        task.status = TaskStatus::Pending;
         task.completed_at = None;
         task.updated_at = at;
         let task = tasks::update(&txn, task).await?;
@@ -261,7 +261,7 @@ pub async fn resume_task(
             task.conversation_id = head.id;
         }
         let at = now();
-        task.status = TaskStatus::Pending.as_str().into();
+        task.status = TaskStatus::Pending;
         task.completed_at = None;
         task.updated_at = at;
         let task = tasks::update(&txn, task).await?;

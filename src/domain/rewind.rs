@@ -7,9 +7,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::code;
-use super::kinds::{HistoryEventType, TaskStatus};
-use super::tasks::{lock_for_change, status_of};
+use super::tasks::lock_for_change;
 use super::{App, Viewer};
+use crate::entities::kinds::{HistoryEventType, TaskStatus};
 use crate::entities::{checkpoint, code_operation, history_event, task};
 use crate::error::{AppError, AppResult};
 use crate::store::history::{self, NewEvent};
@@ -96,7 +96,7 @@ pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> A
         input.to_message_index,
         input.by_message_count,
     )?;
-    let not_running = |t: &task::Model| match status_of(t)? {
+    let not_running = |t: &task::Model| match t.status {
         TaskStatus::Running if input.rewind_code => Err(AppError::conflict(
             "the task is RUNNING; stop it before rewinding its code",
         )),
@@ -192,7 +192,7 @@ pub async fn restore_conversation(
     let rewind = history::by_id(app.store.db(), viewer.owner_id, rewind_event_id)
         .await?
         .ok_or_else(|| AppError::not_found("history event"))?;
-    if rewind.event_type != HistoryEventType::ConversationRewound.as_str() {
+    if rewind.event_type != HistoryEventType::ConversationRewound {
         return Err(AppError::bad_input(
             "rewindEventId must name a CONVERSATION_REWOUND event",
         ));
@@ -285,12 +285,11 @@ pub async fn rewind_task(
 ) -> AppResult<TaskRewound> {
     let _guard = app.locks.task(task_id).await;
     let task = code::read_task(app, viewer, task_id).await?;
-    let not_running = |t: &task::Model| match status_of(t) {
-        Ok(TaskStatus::Running) => Err(AppError::conflict(
+    let not_running = |t: &task::Model| match t.status {
+        TaskStatus::Running => Err(AppError::conflict(
             "the task is RUNNING; stop it before rewinding it",
         )),
-        Ok(_) => Ok(()),
-        Err(e) => Err(e),
+        _ => Ok(()),
     };
     not_running(&task)?;
     let (cp, snapshot) =

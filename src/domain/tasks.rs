@@ -4,8 +4,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::contracts::ensure_not_archived;
-use super::kinds::{HistoryEventType, TaskStatus};
+use super::lifecycle::Lifecycle;
 use super::{App, Viewer, code, fork, limits, paths};
+use crate::entities::kinds::{HistoryEventType, TaskStatus};
 use crate::entities::{code_operation, contract, task};
 use crate::error::{AppError, AppResult};
 use crate::git;
@@ -23,10 +24,6 @@ pub struct CreateTask {
     pub branch: Option<String>,
     pub base_branch: Option<String>,
     pub continue_from_task_id: Option<Uuid>,
-}
-
-pub fn status_of(task: &task::Model) -> AppResult<TaskStatus> {
-    TaskStatus::from_stored(&task.status)
 }
 
 /// Records activity of a supervisor task (its messages and status changes move
@@ -238,7 +235,7 @@ pub async fn update_status(
 ) -> AppResult<task::Model> {
     let txn = app.store.begin_write().await?;
     let (mut task, contract) = lock_for_change(&txn, viewer, task_id).await?;
-    let from = status_of(&task)?;
+    let from = task.status;
     if from == to {
         return Ok(task);
     }
@@ -259,7 +256,7 @@ pub async fn update_status(
         )));
     }
     let at = now();
-    task.status = to.as_str().into();
+    task.status = to;
     task.updated_at = at;
     if let Some(d) = daemon_id {
         task.daemon_id = Some(d);

@@ -5,9 +5,9 @@
 use serde_json::json;
 
 use super::super::App;
-use super::super::kinds::{CodeOperationStatus, HistoryEventType};
 use super::{Intent, try_lock_task};
 use crate::entities::code_operation_intent;
+use crate::entities::kinds::{CodeOperationStatus, HistoryEventType};
 use crate::error::AppResult;
 use crate::store::history::{self, NewEvent};
 use crate::store::{code_operations, contracts, intents, tasks};
@@ -94,15 +94,15 @@ async fn reconcile_one(app: &App, row: code_operation_intent::Model) -> AppResul
             phase: contract.map(|c| c.phase),
             data: json!({
                 "codeOperationId": op.id.to_string(),
-                "status": op.status,
+                "status": op.status.as_str(),
                 "commitSha": op.commit_sha,
                 "error": op.error,
-                "kind": op.kind,
+                "kind": op.kind.as_str(),
             }),
         },
     )
     .await?;
     app.store.commit(txn, &event).await?;
-    tracing::warn!(op = %op.id, kind = %op.kind, error, "recorded an interrupted code operation as FAILED");
+    tracing::warn!(op = %op.id, kind = op.kind.as_str(), error, "recorded an interrupted code operation as FAILED");
     Ok(true)
 }
