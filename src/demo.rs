@@ -5,9 +5,9 @@ use serde_json::json;
 
 use crate::domain::contracts::{self, CreateContract};
 use crate::domain::ingest::{self, NewCheckpoint, NewMessage, NewTaskEvent};
-use crate::domain::kinds::{MessageRole, TaskEventType, TaskStatus};
 use crate::domain::tasks::{self, CreateTask};
 use crate::domain::{App, Viewer};
+use crate::entities::kinds::{MessageRole, TaskEventType, TaskStatus};
 use crate::error::AppResult;
 use crate::server::auth;
 use crate::store::OwnerScope;

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use common::TestApp;
 use makima::domain::ingest::{self, NewMessage};
-use makima::domain::kinds::MessageRole;
 use makima::domain::rewind::{self, Rewind};
+use makima::entities::kinds::MessageRole;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

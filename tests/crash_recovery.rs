@@ -9,6 +9,7 @@ use common::TestApp;
 use common::crash::{GitTrap, Server, Stop, kill_pid};
 use common::process::Spawned;
 use gitfix::{TestRepo, git};
+use makima::entities::kinds::{CodeOperationKind, CodeOperationStatus};
 use makima::store::{code_operations, intents};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -123,8 +124,8 @@ async fn assert_recorded_as_failed(t: &TestApp, task: &str, kind: &str) {
         .await
         .unwrap()
         .expect("the FAILED operation row");
-    assert_eq!(op.status, "FAILED");
-    assert_eq!(op.kind, kind);
+    assert_eq!(op.status, CodeOperationStatus::Failed);
+    assert_eq!(op.kind.as_str(), kind);
     assert_eq!(op.error.as_deref(), Some(error));
     assert_eq!(op.task_id.to_string(), task);
 }
@@ -268,7 +269,7 @@ async fn recovery_leaves_an_operation_of_a_live_process_alone() {
         id: Uuid::now_v7(),
         owner_id: owner,
         task_id: task,
-        kind: "RESTORE".into(),
+        kind: CodeOperationKind::Restore,
         dir: f.repo.path(),
         commit_sha: f.a.clone(),
         saved_ref: Some("refs/makima/saved/never-written".into()),

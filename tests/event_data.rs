@@ -162,7 +162,7 @@ async fn interrupted_operation(t: &TestApp, task: &str, repo: &TestRepo, commit:
         id: Uuid::now_v7(),
         owner_id: owner,
         task_id: Uuid::parse_str(task).unwrap(),
-        kind: "RESTORE".into(),
+        kind: makima::entities::kinds::CodeOperationKind::Restore,
         dir: repo.path(),
         commit_sha: commit.into(),
         saved_ref: Some("refs/makima/saved/never-written".into()),

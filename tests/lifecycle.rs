@@ -557,3 +557,40 @@ async fn task_times_daemon_and_supervisor_activity() {
     let s2 = activity().await;
     assert!(time(&s2["lastActivity"]) > time(&s1["lastActivity"]));
 }
+
+/// A spelling the code does not know (a row written by a newer version, or by hand)
+/// fails the read as an internal error; the server answers and stays up.
+#[tokio::test]
+async fn an_unknown_stored_status_is_an_internal_error() {
+    use sea_orm::ConnectionTrait;
+
+    let t = TestApp::new().await;
+    let task = t.create_task("odd", None).await;
+    let q = "query($t: ID!) { task(id: $t) { status } }";
+    assert_eq!(
+        t.ok(q, json!({ "t": task })).await["task"]["status"],
+        "PENDING"
+    );
+    t.app
+        .store
+        .db()
+        .execute_unprepared("UPDATE tasks SET status = 'SLEEPING'")
+        .await
+        .unwrap();
+    let reply = t
+        .fails("INTERNAL_SERVER_ERROR", q, json!({ "t": task }))
+        .await;
+    assert!(
+        !reply.body.to_string().contains("SLEEPING"),
+        "{}",
+        reply.body
+    );
+    t.fails(
+        "INTERNAL_SERVER_ERROR",
+        TestApp::SET_STATUS,
+        json!({ "t": task, "s": "RUNNING" }),
+    )
+    .await;
+    let viewer = t.ok("{ viewer { owner } }", json!({})).await;
+    assert_eq!(viewer["viewer"]["owner"], "alice");
+}

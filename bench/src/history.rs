@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use makima::domain::fork::{self, Fork};
 use makima::domain::ingest::{self, NewMessage};
-use makima::domain::kinds::MessageRole;
 use makima::domain::rewind::{self, Rewind};
 use makima::domain::tasks::{self, CreateTask};
 use makima::domain::{App, Viewer};
+use makima::entities::kinds::MessageRole;
 use makima::store::{conversations, keyset::Window, owners};
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use uuid::Uuid;

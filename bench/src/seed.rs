@@ -21,9 +21,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use makima::domain::contracts::{self, CreateContract};
-use makima::domain::kinds::{HistoryEventType, TaskEventType};
 use makima::domain::tasks::{self, CreateTask};
 use makima::domain::{App, Viewer};
+use makima::entities::kinds::{HistoryEventType, TaskEventType};
 use makima::server::auth;
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait, Value};
 use tokio::sync::mpsc;
@@ -345,7 +345,7 @@ async fn produce(
         TaskEventType::ToolCall,
         TaskEventType::ToolResult,
     ];
-    let appended = HistoryEventType::TaskEventsAppended.as_str();
+    let appended = HistoryEventType::TaskEventsAppended;
     let mut next_sequence = vec![0i64; tasks.len()];
     let mut pick = Interleave {
         total: plan.task_events as u64,
@@ -374,7 +374,7 @@ async fn produce(
                 seq.into(),
                 Uuid::now_v7().into(),
                 owner_id.into(),
-                kind.as_str().into(),
+                kind.into(),
                 event_data(kind, g, seq).into(),
                 at.into(),
             ]);

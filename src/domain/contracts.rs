@@ -2,9 +2,10 @@
 
 use uuid::Uuid;
 
-use super::kinds::ContractStatus;
+use super::lifecycle::Lifecycle;
 use super::{App, Viewer, limits, paths};
 use crate::entities::event_data as data;
+use crate::entities::kinds::ContractStatus;
 use crate::entities::{contract, supervisor_state, task};
 use crate::error::{AppError, AppResult};
 use crate::store::history::{self, NewEvent};
@@ -51,7 +52,7 @@ pub async fn create(
             description: input.description,
             phases: serde_json::to_string(&phases)?,
             phase: phases[0].clone(),
-            status: ContractStatus::Active.as_str().into(),
+            status: ContractStatus::Active,
             repository: repository.clone(),
             created_at: at,
             updated_at: at,
@@ -131,13 +132,9 @@ pub fn phases_of(contract: &contract::Model) -> AppResult<Vec<String>> {
     Ok(serde_json::from_str(&contract.phases)?)
 }
 
-pub fn status_of(contract: &contract::Model) -> AppResult<ContractStatus> {
-    ContractStatus::from_stored(&contract.status)
-}
-
 /// Refuses any change to an archived contract or its tasks.
 pub fn ensure_not_archived(contract: &contract::Model) -> AppResult<()> {
-    if status_of(contract)? == ContractStatus::Archived {
+    if contract.status == ContractStatus::Archived {
         return Err(AppError::conflict(
             "the contract is archived; archived contracts and their tasks cannot change",
         ));
@@ -199,7 +196,7 @@ pub async fn update_status(
     let mut contract = contracts::lock(viewer.scope(&txn), contract_id)
         .await?
         .ok_or_else(|| AppError::not_found("contract"))?;
-    let from = status_of(&contract)?;
+    let from = contract.status;
     if from == status {
         return Ok(contract);
     }
@@ -210,7 +207,7 @@ pub async fn update_status(
             status.as_str()
         )));
     }
-    contract.status = status.as_str().into();
+    contract.status = status;
     contract.updated_at = now();
     let contract = contracts::update(&txn, contract).await?;
     let event = history::insert(
@@ -220,11 +217,7 @@ pub async fn update_status(
             contract_id: Some(contract_id),
             task_id: None,
             phase: Some(contract.phase.clone()),
-            data: data::ContractStatusChanged {
-                from: from.as_str().into(),
-                to: status.as_str().into(),
-            }
-            .into(),
+            data: data::ContractStatusChanged { from, to: status }.into(),
         },
     )
     .await?;

@@ -4,10 +4,10 @@
 use uuid::Uuid;
 
 use super::idempotent;
-use super::kinds::{MessageRole, TaskEventType};
 use super::tasks::{lock_for_change, note_activity};
 use super::{App, Viewer, limits};
 use crate::entities::event_data as data;
+use crate::entities::kinds::{MessageRole, TaskEventType};
 use crate::entities::{checkpoint, conversation_snapshot, message, task_event};
 use crate::error::AppResult;
 use crate::store::OwnerScope;
@@ -82,7 +82,7 @@ pub async fn append_messages(
             position: first + i as i32,
             id: Uuid::now_v7(),
             owner_id,
-            role: m.role.as_str().into(),
+            role: m.role,
             content,
             phase: phase.clone(),
             created_at: at,
@@ -165,7 +165,7 @@ pub async fn append_task_events(
             sequence: first + i as i64,
             id: Uuid::now_v7(),
             owner_id,
-            event_type: e.event_type.as_str().into(),
+            event_type: e.event_type,
             data,
             created_at: at,
         })

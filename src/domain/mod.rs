@@ -1,13 +1,13 @@
 //! The rules of makima: what each operation checks, changes and records. No GraphQL
-//! types here (the enums in `kinds` merely derive the GraphQL enum); resolvers parse
-//! arguments, call a handler and convert the result.
+//! types here (the enums in `entities::kinds` merely derive the GraphQL enum);
+//! resolvers parse arguments, call a handler and convert the result.
 
 pub mod code;
 pub mod contracts;
 pub mod fork;
 mod idempotent;
 pub mod ingest;
-pub mod kinds;
+pub mod lifecycle;
 pub mod limits;
 pub mod locks;
 pub mod paths;

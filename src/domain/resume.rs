@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use super::code::{self, Change, Event, Intent, Recorded};
 use super::contracts::phases_of;
-use super::kinds::TaskStatus;
-use super::tasks::{lock_for_change, note_activity, status_of};
+use super::tasks::{lock_for_change, note_activity};
 use super::{App, Viewer};
 use crate::entities::event_data as data;
+use crate::entities::kinds::TaskStatus;
 use crate::entities::{code_operation, conversation_snapshot, task};
 use crate::error::{AppError, AppResult};
 use crate::store::{contracts, conversations, tasks};
@@ -39,7 +39,7 @@ impl ResumeMode {
 }
 
 fn ensure_resumable(task: &task::Model) -> AppResult<TaskStatus> {
-    let status = status_of(task)?;
+    let status = task.status;
     match status {
         TaskStatus::Interrupted | TaskStatus::Paused | TaskStatus::Failed => Ok(status),
         TaskStatus::Pending => Err(AppError::conflict(
@@ -220,7 +220,7 @@ impl Change for ResumeSupervisor {
             phase: Some(contract.phase.clone()),
             data: data::SupervisorResumed {
                 mode: self.mode.as_str().into(),
-                from_status: from_status.as_str().into(),
+                from_status,
                 checkpoint_id: self.checkpoint_id,
                 message_count,
                 code_operation_id: op.map(|o| o.id),
@@ -259,7 +259,7 @@ async fn mark_pending(
     mut task: task::Model,
     at: DateTime<Utc>,
 ) -> AppResult<task::Model> {
-    task.status = TaskStatus::Pending.as_str().into();
+    task.status = TaskStatus::Pending;
     task.completed_at = None;
     task.updated_at = at;
     tasks::update(txn, task).await
@@ -339,7 +339,7 @@ impl Change for ResumeTask {
             &task,
             contract.as_ref(),
             data::TaskResumed {
-                from_status: from_status.as_str().into(),
+                from_status,
                 checkpoint_id: self.checkpoint_id,
                 code_operation_id: op.map(|o| o.id),
             }

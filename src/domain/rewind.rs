@@ -7,10 +7,10 @@ use sea_orm::DatabaseTransaction;
 use uuid::Uuid;
 
 use super::code::{self, Change, Event, Intent, Recorded};
-use super::kinds::TaskStatus;
-use super::tasks::{lock_for_change, status_of};
+use super::tasks::lock_for_change;
 use super::{App, Viewer};
 use crate::entities::event_data::{self as data, EventData};
+use crate::entities::kinds::TaskStatus;
 use crate::entities::{checkpoint, code_operation, conversation_snapshot, history_event, task};
 use crate::error::{AppError, AppResult};
 use crate::store::{contracts, conversations, history, tasks};
@@ -142,7 +142,7 @@ impl Change for RewindConversation {
     }
 
     fn check(&self, task: &task::Model) -> AppResult<()> {
-        match status_of(task)? {
+        match task.status {
             TaskStatus::Running if self.input.rewind_code => Err(AppError::conflict(
                 "the task is RUNNING; stop it before rewinding its code",
             )),
@@ -373,7 +373,7 @@ impl Change for RewindTask {
     }
 
     fn check(&self, task: &task::Model) -> AppResult<()> {
-        match status_of(task)? {
+        match task.status {
             TaskStatus::Running => Err(AppError::conflict(
                 "the task is RUNNING; stop it before rewinding it",
             )),

@@ -5,9 +5,10 @@ use uuid::Uuid;
 
 use super::code::{self, Change, Event, Recorded};
 use super::contracts::ensure_not_archived;
-use super::kinds::TaskStatus;
+use super::lifecycle::Lifecycle;
 use super::{App, Viewer, fork, limits, paths};
 use crate::entities::event_data as data;
+use crate::entities::kinds::TaskStatus;
 use crate::entities::{code_operation, contract, task};
 use crate::error::{AppError, AppResult};
 use crate::git;
@@ -26,10 +27,6 @@ pub struct CreateTask {
     pub branch: Option<String>,
     pub base_branch: Option<String>,
     pub continue_from_task_id: Option<Uuid>,
-}
-
-pub fn status_of(task: &task::Model) -> AppResult<TaskStatus> {
-    TaskStatus::from_stored(&task.status)
 }
 
 /// Records activity of a supervisor task (its messages and status changes move
@@ -291,7 +288,7 @@ pub async fn update_status(
 ) -> AppResult<task::Model> {
     let txn = app.store.begin_write().await?;
     let (mut task, contract) = lock_for_change(&txn, viewer, task_id).await?;
-    let from = status_of(&task)?;
+    let from = task.status;
     if from == to {
         return Ok(task);
     }
@@ -312,7 +309,7 @@ pub async fn update_status(
         )));
     }
     let at = now();
-    task.status = to.as_str().into();
+    task.status = to;
     task.updated_at = at;
     if let Some(d) = daemon_id {
         task.daemon_id = Some(d);
@@ -333,8 +330,8 @@ pub async fn update_status(
             task_id: Some(task_id),
             phase: contract.map(|c| c.phase),
             data: data::TaskStatusChanged {
-                from: from.as_str().into(),
-                to: to.as_str().into(),
+                from,
+                to,
                 daemon_id: task.daemon_id,
             }
             .into(),

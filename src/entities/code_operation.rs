@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::entities::kinds::{CodeOperationKind, CodeOperationStatus};
+
 /// A git operation on a task's worktree (restore, branch, new worktree).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "code_operations")]
@@ -8,8 +10,8 @@ pub struct Model {
     pub id: Uuid,
     pub owner_id: Uuid,
     pub task_id: Uuid,
-    pub kind: String,
-    pub status: String,
+    pub kind: CodeOperationKind,
+    pub status: CodeOperationStatus,
     pub commit_sha: String,
     pub branch: Option<String>,
     pub saved_ref: Option<String>,

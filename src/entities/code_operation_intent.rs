@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::entities::kinds::CodeOperationKind;
+
 /// A code operation announced before its git step and not recorded yet (see
 /// `domain::code::Intent`): what the step will do and how to take it back.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -11,7 +13,7 @@ pub struct Model {
     pub owner_id: Uuid,
     /// The existing task the operation acts on (for a fork or a continued task: the source).
     pub task_id: Uuid,
-    pub kind: String,
+    pub kind: CodeOperationKind,
     /// Where git runs: the worktree (restore) or the repository (branch, worktree).
     pub dir: String,
     /// The commit the operation moves to, as given.

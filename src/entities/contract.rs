@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::entities::kinds::ContractStatus;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "contracts")]
 pub struct Model {
@@ -11,7 +13,7 @@ pub struct Model {
     /// JSON array of phase names, in order.
     pub phases: String,
     pub phase: String,
-    pub status: String,
+    pub status: ContractStatus,
     pub repository: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::history_event;
-use crate::domain::kinds::HistoryEventType;
+use super::kinds::{
+    CodeOperationKind, CodeOperationStatus, ContractStatus, HistoryEventType, TaskStatus,
+};
 
 macro_rules! event_data {
     ($($variant:ident),* $(,)?) => {
@@ -55,8 +57,7 @@ macro_rules! event_data {
 impl EventData {
     /// The data of a stored event.
     pub fn of(event: &history_event::Model) -> crate::error::AppResult<Self> {
-        let event_type = HistoryEventType::from_stored(&event.event_type)?;
-        Ok(Self::parse(event_type, &event.data)?)
+        Ok(Self::parse(event.event_type, &event.data)?)
     }
 }
 
@@ -95,12 +96,12 @@ pub struct PhaseChanged {
     pub to: String,
 }
 
-/// `CONTRACT_STATUS_CHANGED`: the stored status names.
+/// `CONTRACT_STATUS_CHANGED`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContractStatusChanged {
-    pub from: String,
-    pub to: String,
+    pub from: ContractStatus,
+    pub to: ContractStatus,
 }
 
 /// `TASK_CREATED`; `codeOperationId` is the worktree of a continued task.
@@ -117,8 +118,8 @@ pub struct TaskCreated {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskStatusChanged {
-    pub from: String,
-    pub to: String,
+    pub from: TaskStatus,
+    pub to: TaskStatus,
     pub daemon_id: Option<Uuid>,
 }
 
@@ -155,7 +156,7 @@ pub struct CheckpointCreated {
 #[serde(rename_all = "camelCase")]
 pub struct SupervisorResumed {
     pub mode: String,
-    pub from_status: String,
+    pub from_status: TaskStatus,
     pub checkpoint_id: Option<Uuid>,
     pub message_count: i32,
     pub code_operation_id: Option<Uuid>,
@@ -192,7 +193,7 @@ pub struct ConversationRestored {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskResumed {
-    pub from_status: String,
+    pub from_status: TaskStatus,
     pub checkpoint_id: Option<Uuid>,
     pub code_operation_id: Option<Uuid>,
 }
@@ -233,8 +234,8 @@ pub struct BranchCreated {
 #[serde(rename_all = "camelCase")]
 pub struct CodeOperationCompleted {
     pub code_operation_id: Uuid,
-    pub kind: String,
-    pub status: String,
+    pub kind: CodeOperationKind,
+    pub status: CodeOperationStatus,
     pub commit_sha: String,
     pub error: Option<String>,
 }

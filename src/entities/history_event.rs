@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::entities::kinds::HistoryEventType;
+
 /// One timeline entry. `(tx_id, seq)` is the commit-ordered cursor (see the migration).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "history_events")]
@@ -9,7 +11,7 @@ pub struct Model {
     pub tx_id: i64,
     pub id: Uuid,
     pub owner_id: Uuid,
-    pub event_type: String,
+    pub event_type: HistoryEventType,
     pub contract_id: Option<Uuid>,
     pub task_id: Option<Uuid>,
     pub phase: Option<String>,

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::entities::kinds::MessageRole;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "messages")]
 pub struct Model {
@@ -9,7 +11,7 @@ pub struct Model {
     pub position: i32,
     pub id: Uuid,
     pub owner_id: Uuid,
-    pub role: String,
+    pub role: MessageRole,
     /// Serialised JSON content blocks.
     pub content: String,
     pub phase: Option<String>,

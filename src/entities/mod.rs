@@ -1,5 +1,6 @@
-//! SeaORM entities, one file per table. They mirror the migrations in `migration/`;
-//! the migrations, not these structs, define the schema.
+//! SeaORM entities, one file per table, and the enumerations their columns hold
+//! (`kinds`). They mirror the migrations in `migration/`; the migrations, not these
+//! structs, define the schema.
 
 pub mod api_key;
 pub mod checkpoint;
@@ -11,6 +12,7 @@ pub mod conversation_snapshot;
 pub mod event_data;
 pub mod history_event;
 pub mod idempotency_key;
+pub mod kinds;
 pub mod message;
 pub mod owner;
 pub mod repository_owner;

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::entities::kinds::TaskStatus;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "tasks")]
 pub struct Model {
@@ -11,7 +13,7 @@ pub struct Model {
     pub is_supervisor: bool,
     pub name: String,
     pub plan: Option<String>,
-    pub status: String,
+    pub status: TaskStatus,
     pub daemon_id: Option<Uuid>,
     pub repository: Option<String>,
     pub worktree_path: Option<String>,

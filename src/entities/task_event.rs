@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::entities::kinds::TaskEventType;
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "task_events")]
 pub struct Model {
@@ -9,7 +11,7 @@ pub struct Model {
     pub sequence: i64,
     pub id: Uuid,
     pub owner_id: Uuid,
-    pub event_type: String,
+    pub event_type: TaskEventType,
     /// Serialised JSON payload.
     pub data: String,
     pub created_at: DateTimeUtc,

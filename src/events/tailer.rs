@@ -9,8 +9,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{LiveEvent, Shared};
-use crate::domain::kinds::HistoryEventType;
 use crate::entities::event_data::EventData;
+use crate::entities::kinds::HistoryEventType;
 use crate::entities::{history_event, task_event};
 use crate::error::AppResult;
 use crate::store::history::TimelineCursor;
@@ -87,7 +87,7 @@ async fn drain(shared: &Shared, cursor: &mut TimelineCursor) -> AppResult<()> {
 
 /// The `(first, last)` sequences of a `TASK_EVENTS_APPENDED` event.
 fn appended_range(event: &history_event::Model) -> Option<(i64, i64)> {
-    if event.event_type != HistoryEventType::TaskEventsAppended.as_str() {
+    if event.event_type != HistoryEventType::TaskEventsAppended {
         return None;
     }
     match EventData::of(event) {
@@ -152,7 +152,7 @@ async fn prepare(
 fn attachable(rows: &[task_event::Model]) -> bool {
     let bytes: usize = rows
         .iter()
-        .map(|r| r.data.len() + r.event_type.len() + 64)
+        .map(|r| r.data.len() + r.event_type.as_str().len() + 64)
         .sum();
     bytes <= super::ATTACH_LIMIT
 }
@@ -160,6 +160,7 @@ fn attachable(rows: &[task_event::Model]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entities::kinds::TaskEventType;
 
     fn event(bytes: usize) -> task_event::Model {
         task_event::Model {
@@ -167,7 +168,7 @@ mod tests {
             sequence: 1,
             id: Uuid::now_v7(),
             owner_id: Uuid::now_v7(),
-            event_type: "OUTPUT".into(),
+            event_type: TaskEventType::Output,
             data: "x".repeat(bytes),
             created_at: chrono::Utc::now(),
         }

@@ -9,7 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::keyset::{self, Keyset, Paged, Window};
-use crate::domain::kinds::ContractStatus;
+use crate::entities::kinds::ContractStatus;
 use crate::entities::{contract, supervisor_state};
 use crate::error::AppResult;
 
@@ -128,7 +128,7 @@ impl Keyset for ById {
 fn filtered(owner_id: Uuid, filter: &ContractFilter) -> Select<contract::Entity> {
     let mut q = contract::Entity::find().filter(contract::Column::OwnerId.eq(owner_id));
     if let Some(statuses) = &filter.status {
-        q = q.filter(contract::Column::Status.is_in(statuses.iter().map(|s| s.as_str())));
+        q = q.filter(contract::Column::Status.is_in(statuses.iter().copied()));
     }
     if let Some(phase) = &filter.phase {
         q = q.filter(contract::Column::Phase.eq(phase.as_str()));

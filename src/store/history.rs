@@ -11,9 +11,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::keyset::{self, Keyset, Paged, Window};
-use crate::domain::kinds::HistoryEventType;
 use crate::entities::event_data::EventData;
 use crate::entities::history_event::{self, Column, Entity, Model};
+use crate::entities::kinds::HistoryEventType;
 use crate::error::AppResult;
 use crate::time::now;
 
@@ -49,7 +49,7 @@ pub async fn insert(db: &impl ConnectionTrait, event: NewEvent) -> AppResult<Mod
         tx_id: NotSet,
         id: Set(Uuid::now_v7()),
         owner_id: Set(event.owner_id),
-        event_type: Set(event.data.event_type().as_str().to_owned()),
+        event_type: Set(event.data.event_type()),
         contract_id: Set(event.contract_id),
         task_id: Set(event.task_id),
         phase: Set(event.phase),
@@ -143,7 +143,7 @@ pub(super) fn visible(
         q = q.filter(Column::TaskId.eq(t));
     }
     if let Some(types) = &filter.types {
-        q = q.filter(Column::EventType.is_in(types.iter().map(|t| t.as_str())));
+        q = q.filter(Column::EventType.is_in(types.iter().copied()));
     }
     if let Some(p) = &filter.phase {
         q = q.filter(Column::Phase.eq(p.as_str()));

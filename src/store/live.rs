@@ -107,7 +107,7 @@ pub fn matches(owner_id: Uuid, filter: &TimelineFilter, event: &Model) -> bool {
         && filter
             .types
             .as_ref()
-            .is_none_or(|ts| ts.iter().any(|t| t.as_str() == event.event_type))
+            .is_none_or(|ts| ts.contains(&event.event_type))
         && filter
             .phase
             .as_deref()

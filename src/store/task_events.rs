@@ -8,7 +8,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::keyset::{self, Keyset, Paged, Window};
-use crate::domain::kinds::TaskEventType;
+use crate::entities::kinds::TaskEventType;
 use crate::entities::task_event::{Column, Entity, Model};
 use crate::error::AppResult;
 
@@ -43,7 +43,7 @@ fn of_task(owner_id: Uuid, task_id: Uuid, types: Option<&[TaskEventType]>) -> Se
         .filter(Column::TaskId.eq(task_id))
         .filter(Column::OwnerId.eq(owner_id));
     if let Some(types) = types {
-        q = q.filter(Column::EventType.is_in(types.iter().map(|t| t.as_str())));
+        q = q.filter(Column::EventType.is_in(types.iter().copied()));
     }
     q
 }

@@ -9,7 +9,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::keyset::{self, Keyset, Paged, Window};
-use crate::domain::kinds::TaskStatus;
+use crate::entities::kinds::TaskStatus;
 use crate::entities::task::{Column, Entity, Model};
 use crate::error::AppResult;
 
@@ -30,7 +30,7 @@ pub fn new_row(
         is_supervisor: false,
         name,
         plan: None,
-        status: TaskStatus::Pending.as_str().into(),
+        status: TaskStatus::Pending,
         daemon_id: None,
         repository: None,
         worktree_path: None,
@@ -167,7 +167,7 @@ pub fn filtered(owner_id: Uuid, filter: &TaskFilter) -> Select<Entity> {
         q = q.filter(Column::ForkedFromTaskId.eq(f));
     }
     if let Some(statuses) = &filter.status {
-        q = q.filter(Column::Status.is_in(statuses.iter().map(|s| s.as_str())));
+        q = q.filter(Column::Status.is_in(statuses.iter().copied()));
     }
     if let Some(s) = filter.is_supervisor {
         q = q.filter(Column::IsSupervisor.eq(s));

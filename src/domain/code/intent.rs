@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use super::super::kinds::{CodeOperationKind, CodeOperationStatus};
 use super::super::{App, Viewer};
+use crate::entities::kinds::{CodeOperationKind, CodeOperationStatus};
 use crate::entities::{code_operation, code_operation_intent};
 use crate::error::{AppError, AppResult};
 use crate::git::{self, GitError, Repo};
@@ -56,7 +56,7 @@ fn row(
         id: Uuid::now_v7(),
         owner_id: viewer.owner_id,
         task_id,
-        kind: kind.as_str().into(),
+        kind,
         dir: dir.to_string_lossy().into_owned(),
         commit_sha: commit.into(),
         saved_ref: None,
@@ -214,8 +214,8 @@ impl Intent {
             id: self.row.id,
             owner_id: self.row.owner_id,
             task_id: self.op_task_id,
-            kind: self.row.kind.clone(),
-            status: status.as_str().into(),
+            kind: self.row.kind,
+            status,
             commit_sha: commit.chars().take(64).collect(),
             branch,
             saved_ref: self.row.saved_ref.clone(),
@@ -269,7 +269,7 @@ impl Intent {
         let dir = self.dir();
         let repo = Repo::confined(&dir, &app.workspace_root);
         let _repo_lock = app.locks.repo(&dir).await;
-        match CodeOperationKind::from_stored(&self.row.kind)? {
+        match self.row.kind {
             CodeOperationKind::Restore => {
                 let saved_ref = self.row.saved_ref.as_deref().unwrap_or_default();
                 let saved = repo.commit_of(saved_ref).await;

@@ -3,10 +3,10 @@
 //! the operation is recorded as FAILED with a CODE_OPERATION_COMPLETED event saying so.
 
 use super::super::App;
-use super::super::kinds::CodeOperationStatus;
 use super::Intent;
 use crate::entities::code_operation_intent;
 use crate::entities::event_data as data;
+use crate::entities::kinds::CodeOperationStatus;
 use crate::error::AppResult;
 use crate::store::OwnerScope;
 use crate::store::history::{self, NewEvent};
@@ -93,8 +93,8 @@ async fn reconcile_one(app: &App, row: code_operation_intent::Model) -> AppResul
             phase: contract.map(|c| c.phase),
             data: data::CodeOperationCompleted {
                 code_operation_id: op.id,
-                kind: op.kind.clone(),
-                status: op.status.clone(),
+                kind: op.kind,
+                status: op.status,
                 commit_sha: op.commit_sha.clone(),
                 error: op.error.clone(),
             }
@@ -103,6 +103,6 @@ async fn reconcile_one(app: &App, row: code_operation_intent::Model) -> AppResul
     )
     .await?;
     app.store.commit(txn, &event).await?;
-    tracing::warn!(op = %op.id, kind = %op.kind, error, "recorded an interrupted code operation as FAILED");
+    tracing::warn!(op = %op.id, kind = op.kind.as_str(), error, "recorded an interrupted code operation as FAILED");
     Ok(true)
 }

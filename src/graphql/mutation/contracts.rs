@@ -1,7 +1,7 @@
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 
 use crate::domain::contracts::{self, CreateContract};
-use crate::domain::kinds::ContractStatus;
+use crate::entities::kinds::ContractStatus;
 use crate::graphql::types::contract::Contract;
 use crate::graphql::{app, parse_id, viewer};
 

@@ -1,7 +1,7 @@
 use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
 
 use crate::domain::ingest::{self, NewCheckpoint, NewMessage, NewTaskEvent};
-use crate::domain::kinds::{MessageRole, TaskEventType};
+use crate::entities::kinds::{MessageRole, TaskEventType};
 use crate::graphql::types::checkpoint::Checkpoint;
 use crate::graphql::types::message::Message;
 use crate::graphql::types::task_event::TaskEvent;

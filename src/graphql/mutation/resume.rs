@@ -1,8 +1,8 @@
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::domain::kinds::TaskStatus;
 use crate::domain::resume::{self, ResumeMode};
+use crate::entities::kinds::TaskStatus;
 use crate::graphql::types::code_operation::CodeOperation;
 use crate::graphql::types::task::Task;
 use crate::graphql::{app, parse_id, parse_opt_id, to_id, viewer};

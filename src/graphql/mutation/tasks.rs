@@ -1,7 +1,7 @@
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 
-use crate::domain::kinds::TaskStatus;
 use crate::domain::tasks::{self, CreateTask};
+use crate::entities::kinds::TaskStatus;
 use crate::graphql::types::code_operation::CodeOperation;
 use crate::graphql::types::task::Task;
 use crate::graphql::{app, parse_id, parse_opt_id, viewer};

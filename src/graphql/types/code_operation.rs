@@ -1,7 +1,7 @@
-use async_graphql::{ID, Object, Result};
+use async_graphql::{ID, Object};
 
-use crate::domain::kinds::{CodeOperationKind, CodeOperationStatus};
 use crate::entities::code_operation;
+use crate::entities::kinds::{CodeOperationKind, CodeOperationStatus};
 use crate::graphql::to_id;
 
 /// A git operation on a task's worktree: restore, branch or new worktree.
@@ -15,12 +15,12 @@ impl CodeOperation {
         to_id(self.0.id)
     }
     /// RESTORE (rewinds, resume from a checkpoint, restore), BRANCH, WORKTREE (fork, continued task).
-    async fn kind(&self) -> Result<CodeOperationKind> {
-        Ok(CodeOperationKind::from_stored(&self.0.kind)?)
+    async fn kind(&self) -> CodeOperationKind {
+        self.0.kind
     }
     /// DONE, QUEUED (waiting for the daemon that owns the worktree) or FAILED.
-    async fn status(&self) -> Result<CodeOperationStatus> {
-        Ok(CodeOperationStatus::from_stored(&self.0.status)?)
+    async fn status(&self) -> CodeOperationStatus {
+        self.0.status
     }
     /// The commit the operation moved to or started from.
     async fn commit_sha(&self) -> &str {

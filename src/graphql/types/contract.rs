@@ -8,9 +8,9 @@ use super::history_event::{HistoryEventConnection, timeline_connection};
 use super::message::MessageConnection;
 use super::supervisor::Supervisor;
 use super::task::{TaskConnection, conversation_connection, task_connection};
-use crate::domain::contracts::{phases_of, status_of};
-use crate::domain::kinds::ContractStatus;
+use crate::domain::contracts::phases_of;
 use crate::entities::contract;
+use crate::entities::kinds::ContractStatus;
 use crate::error::AppError;
 use crate::graphql::connection::{PageArgs, TotalCount, connection, page_cost};
 use crate::graphql::cursor::{CheckpointKey, Cursor};
@@ -55,8 +55,8 @@ impl Contract {
         &self.0.phase
     }
     /// ACTIVE, COMPLETED or ARCHIVED.
-    async fn status(&self) -> Result<ContractStatus> {
-        Ok(status_of(&self.0)?)
+    async fn status(&self) -> ContractStatus {
+        self.0.status
     }
     /// The git repository the contract works in, if any (a canonical absolute path).
     async fn repository(&self) -> Option<&str> {

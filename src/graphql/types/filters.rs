@@ -3,7 +3,7 @@
 use async_graphql::{ID, InputObject};
 use chrono::{DateTime, Utc};
 
-use crate::domain::kinds::{ContractStatus, HistoryEventType, TaskEventType, TaskStatus};
+use crate::entities::kinds::{ContractStatus, HistoryEventType, TaskEventType, TaskStatus};
 use crate::error::AppResult;
 use crate::graphql::parse_opt_id;
 use crate::store;

@@ -2,8 +2,8 @@ use async_graphql::{Context, ID, Json, Object, Result};
 use chrono::{DateTime, Utc};
 
 use super::{contract::Contract, task::Task};
-use crate::domain::kinds::HistoryEventType;
 use crate::entities::history_event;
+use crate::entities::kinds::HistoryEventType;
 use crate::error::AppResult;
 use crate::graphql::connection::{PageArgs, TotalCount, connection};
 use crate::graphql::cursor::Cursor;
@@ -56,8 +56,8 @@ impl HistoryEvent {
     }
     /// What happened.
     #[graphql(name = "type")]
-    async fn event_type(&self) -> Result<HistoryEventType> {
-        Ok(HistoryEventType::from_stored(&self.0.event_type)?)
+    async fn event_type(&self) -> HistoryEventType {
+        self.0.event_type
     }
     /// The contract it happened in, if any.
     async fn contract(&self, ctx: &Context<'_>) -> Result<Option<Contract>> {

@@ -1,7 +1,7 @@
 use async_graphql::{Json, Object, Result};
 use chrono::{DateTime, Utc};
 
-use crate::domain::kinds::MessageRole;
+use crate::entities::kinds::MessageRole;
 use crate::entities::message;
 use crate::graphql::{connection::connection, json, to_id};
 
@@ -20,8 +20,8 @@ impl Message {
         self.0.position
     }
     /// Who wrote it.
-    async fn role(&self) -> Result<MessageRole> {
-        Ok(MessageRole::from_stored(&self.0.role)?)
+    async fn role(&self) -> MessageRole {
+        self.0.role
     }
     /// Content blocks as the agent produced them (text, tool_use, tool_result, …).
     async fn content(&self) -> Result<Json<serde_json::Value>> {

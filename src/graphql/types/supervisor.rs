@@ -2,7 +2,7 @@ use async_graphql::{Context, Object, Result};
 use chrono::{DateTime, Utc};
 
 use super::task::Task;
-use crate::domain::kinds::TaskStatus;
+use crate::entities::kinds::TaskStatus;
 use crate::entities::{supervisor_state, task};
 use crate::error::AppError;
 use crate::graphql::loaders;
@@ -29,9 +29,7 @@ impl Supervisor {
     }
     /// The supervisor task's status.
     async fn status(&self, ctx: &Context<'_>) -> Result<TaskStatus> {
-        Ok(TaskStatus::from_stored(
-            &self.task_model(ctx).await?.status,
-        )?)
+        Ok(self.task_model(ctx).await?.status)
     }
     /// The contract's current phase.
     async fn phase(&self) -> &str {

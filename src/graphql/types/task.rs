@@ -8,7 +8,7 @@ use super::filters::TaskEventFilter;
 use super::fork_origin::ForkOrigin;
 use super::message::{Message, MessageConnection};
 use super::task_event::{TaskEvent, TaskEventConnection};
-use crate::domain::kinds::TaskStatus;
+use crate::entities::kinds::TaskStatus;
 use crate::entities::task;
 use crate::error::{AppError, AppResult};
 use crate::graphql::connection::{PageArgs, TotalCount, connection, page_cost};
@@ -100,8 +100,8 @@ impl Task {
         self.0.plan.as_deref()
     }
     /// PENDING, RUNNING, PAUSED, INTERRUPTED, DONE or FAILED.
-    async fn status(&self) -> Result<TaskStatus> {
-        Ok(TaskStatus::from_stored(&self.0.status)?)
+    async fn status(&self) -> TaskStatus {
+        self.0.status
     }
     /// Whether this task runs a contract's supervisor.
     async fn is_supervisor(&self) -> bool {

@@ -1,7 +1,7 @@
 use async_graphql::{Json, Object, Result};
 use chrono::{DateTime, Utc};
 
-use crate::domain::kinds::TaskEventType;
+use crate::entities::kinds::TaskEventType;
 use crate::entities::task_event;
 use crate::graphql::{connection::connection, json, to_id};
 
@@ -21,8 +21,8 @@ impl TaskEvent {
     }
     /// What kind of entry this is.
     #[graphql(name = "type")]
-    async fn event_type(&self) -> Result<TaskEventType> {
-        Ok(TaskEventType::from_stored(&self.0.event_type)?)
+    async fn event_type(&self) -> TaskEventType {
+        self.0.event_type
     }
     /// The payload as the daemon reported it.
     async fn data(&self) -> Result<Json<serde_json::Value>> {

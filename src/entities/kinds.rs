@@ -1,34 +1,27 @@
-//! The enumerations of the data model and their stored spellings. They derive the
-//! GraphQL enum too: the API names are the stored names, so one definition serves both.
+//! The enumerations of the data model. Each is a SeaORM active enum stored as its
+//! spelling in a text column, and derives the GraphQL enum too: the API names are the
+//! stored names, so one definition serves database and API. A stored spelling no
+//! variant knows fails the read with a database error, never a panic.
 
 use async_graphql::Enum;
-
-use crate::error::AppError;
+use sea_orm::entity::prelude::*;
 
 macro_rules! stored_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[derive(Enum, EnumIter, DeriveActiveEnum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
         pub enum $name {
-            $($(#[$vmeta])* $variant),*
+            $($(#[$vmeta])* #[sea_orm(string_value = $text)] #[serde(rename = $text)] $variant),*
         }
 
         impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
-
-            /// The spelling stored in the database (and used in the API).
+            /// The spelling stored in the database (and used in the API and in event
+            /// data), for raw SQL and messages.
             pub fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $text),*
-                }
-            }
-
-            pub fn from_stored(s: &str) -> Result<Self, AppError> {
-                match s {
-                    $($text => Ok($name::$variant),)*
-                    other => Err(AppError::internal(format!(
-                        concat!("unknown stored ", stringify!($name), " {:?}"), other
-                    ))),
                 }
             }
         }
@@ -135,66 +128,6 @@ stored_enum! {
     }
 }
 
-impl TaskStatus {
-    /// Whether `updateTaskStatus` may move a task from `self` to `to` (API.md, Lifecycles).
-    /// Staying in the same status is handled by the caller (it succeeds with no event).
-    pub fn can_move_to(self, to: TaskStatus) -> bool {
-        use TaskStatus::*;
-        matches!(
-            (self, to),
-            (Pending, Running | Failed)
-                | (Running, Paused | Interrupted | Done | Failed)
-                | (Paused, Running | Interrupted | Failed)
-        )
-    }
-}
-
-impl ContractStatus {
-    pub fn can_move_to(self, to: ContractStatus) -> bool {
-        use ContractStatus::*;
-        matches!(
-            (self, to),
-            (Active, Completed | Archived) | (Completed, Archived)
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stored_names_round_trip() {
-        for s in TaskStatus::ALL {
-            assert_eq!(TaskStatus::from_stored(s.as_str()).unwrap(), *s);
-        }
-        for s in HistoryEventType::ALL {
-            assert_eq!(HistoryEventType::from_stored(s.as_str()).unwrap(), *s);
-        }
-        assert!(TaskStatus::from_stored("nope").is_err());
-    }
-
-    #[test]
-    fn task_transitions_follow_the_contract() {
-        use TaskStatus::*;
-        assert!(Pending.can_move_to(Running));
-        assert!(!Done.can_move_to(Running));
-        assert!(!Interrupted.can_move_to(Running));
-        assert!(!Failed.can_move_to(Pending));
-        assert!(Paused.can_move_to(Interrupted));
-        assert!(!Pending.can_move_to(Done));
-    }
-
-    #[test]
-    fn contract_transitions_follow_the_contract() {
-        use ContractStatus::*;
-        assert!(Active.can_move_to(Completed));
-        assert!(Completed.can_move_to(Archived));
-        assert!(!Archived.can_move_to(Active));
-        assert!(!Completed.can_move_to(Active));
-    }
-}
-
 stored_enum! {
     /// What a code operation does to a task's repository.
     CodeOperationKind {
@@ -216,5 +149,46 @@ stored_enum! {
         Queued => "QUEUED",
         /// Did not happen (`error` says why): the daemon that owns the worktree reported a failure, or a server stop interrupted it and its git step was undone.
         Failed => "FAILED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::resolver_utils::EnumType;
+
+    use super::*;
+
+    /// Every variant goes through the conversion the ORM uses on write and on read and
+    /// comes back as itself, stored as the spelling `as_str` reports, which is also
+    /// its GraphQL name; a spelling no variant has is an error.
+    fn round_trips<E>(as_str: fn(E) -> &'static str)
+    where
+        E: ActiveEnum<Value = String> + EnumType + std::fmt::Debug,
+    {
+        let mut seen = 0;
+        for variant in E::iter() {
+            let stored = variant.to_value();
+            assert_eq!(stored, as_str(variant));
+            assert_eq!(E::try_from_value(&stored).unwrap(), variant);
+            seen += 1;
+        }
+        assert!(seen > 0);
+        assert_eq!(E::items().len(), seen);
+        for item in E::items() {
+            assert_eq!(item.name, as_str(item.value));
+        }
+        let err = E::try_from_value(&"NOT_A_VARIANT".to_owned()).unwrap_err();
+        assert!(matches!(err, DbErr::Type(_)), "{err:?}");
+    }
+
+    #[test]
+    fn every_variant_round_trips_through_its_stored_spelling() {
+        round_trips(ContractStatus::as_str);
+        round_trips(TaskStatus::as_str);
+        round_trips(MessageRole::as_str);
+        round_trips(TaskEventType::as_str);
+        round_trips(HistoryEventType::as_str);
+        round_trips(CodeOperationKind::as_str);
+        round_trips(CodeOperationStatus::as_str);
     }
 }
