@@ -311,9 +311,9 @@ fn check_stream(
             "{what}: client {client}'s batches keep their order"
         );
     }
-    runs.sort();
+    runs.sort_unstable();
     let mut history = batches.to_vec();
-    history.sort();
+    history.sort_unstable();
     assert_eq!(history, runs, "{what}: one history event per stored batch");
 }
 

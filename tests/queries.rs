@@ -67,7 +67,7 @@ async fn fixture() -> Fixture {
 }
 
 fn owned(v: &[&String]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+    v.iter().map(|s| (*s).clone()).collect()
 }
 
 const NIL: &str = "00000000-0000-0000-0000-000000000000";

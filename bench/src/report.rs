@@ -193,6 +193,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[expect(clippy::float_cmp, reason = "whole milliseconds, exact in an f64")]
     fn percentiles_are_nearest_rank() {
         let mut us: Vec<u32> = (1..=100).map(|i| i * 1000).collect();
         let l = Latency::of(&mut us);

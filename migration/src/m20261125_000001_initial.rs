@@ -192,7 +192,7 @@ fn index(name: &str, table: impl IntoIden, cols: &[&'static str]) -> IndexCreate
     for col in cols {
         stmt.col(Alias::new(*col));
     }
-    stmt.to_owned()
+    stmt
 }
 
 #[async_trait::async_trait]

@@ -123,6 +123,7 @@ impl Store {
     }
 
     /// This store with other limits on its write transactions.
+    #[must_use]
     pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
         self.timeouts = timeouts;
         self

@@ -566,7 +566,7 @@ impl<'a> DocBuilder<'a> {
                 }
             }
             if c.chance(2) {
-                args.push(format!("bogus: {}", self.literal(c, 0)));
+                args.push(format!("bogus: {}", Self::literal(c, 0)));
             }
             if !args.is_empty() {
                 item.push_str(&format!("({})", args.join(", ")));
@@ -605,7 +605,7 @@ impl<'a> DocBuilder<'a> {
         if !c.chance(4) {
             return self.typed(c, name, ty, depth);
         }
-        self.literal(c, depth)
+        Self::literal(c, depth)
     }
 
     /// A literal of type `ty` (mostly well-typed values with hostile contents).
@@ -654,7 +654,7 @@ impl<'a> DocBuilder<'a> {
                 }
             }
             ("String", _) => quote_graphql(&self.string_for(c, name)),
-            _ => self.literal(c, depth),
+            _ => Self::literal(c, depth),
         }
     }
 
@@ -669,15 +669,15 @@ impl<'a> DocBuilder<'a> {
     }
 
     /// Any literal at all, whatever the type: the wrong-type and deep-nesting cases.
-    fn literal(&mut self, c: &mut Choices, depth: usize) -> String {
+    fn literal(c: &mut Choices, depth: usize) -> String {
         match c.pick(9) {
             0 => int(c),
             1 => quote_graphql(&string(c)),
             2 => float(c),
             3 => "null".into(),
             4 => c.one(&["true", "ENUM_VALUE", "$undeclared"]).to_string(),
-            5 if depth < 4 => format!("[{}]", self.literal(c, depth + 1)),
-            6 if depth < 4 => format!("{{x: {}}}", self.literal(c, depth + 1)),
+            5 if depth < 4 => format!("[{}]", Self::literal(c, depth + 1)),
+            6 if depth < 4 => format!("{{x: {}}}", Self::literal(c, depth + 1)),
             7 => {
                 let n = nesting(c);
                 format!("{}1{}", "[".repeat(n), "]".repeat(n))
