@@ -165,22 +165,13 @@ async fn deep_rewinds(app: &App, v: &Viewer, report: &mut Report) -> Result<()> 
         let done = rewind::rewind_conversation(app, v, rewind_one(task)).await?;
         rw.push(t.elapsed().as_secs_f64() * 1e3);
         rewind::restore_conversation(app, v, done.event.id).await?;
-        let head = makima::store::tasks::by_id(
-            makima::store::OwnerScope::new(app.store.db(), v.owner_id),
-            task,
-        )
-        .await?
-        .expect("task")
-        .conversation_id;
+        let head = makima::store::tasks::by_id(v.scope(app.store.db()), task)
+            .await?
+            .expect("task")
+            .conversation_id;
         let t = Instant::now();
         let view = app.store.conversation(head).await?;
-        let page = conversations::page(
-            makima::store::OwnerScope::new(app.store.db(), v.owner_id),
-            &view,
-            None,
-            &last_50(),
-        )
-        .await?;
+        let page = conversations::page(v.scope(app.store.db()), &view, None, &last_50()).await?;
         assert_eq!(page.items.len(), 50);
         rd.push(t.elapsed().as_secs_f64() * 1e3);
     }
@@ -286,13 +277,10 @@ pub async fn run(app: &App, report: &mut Report) -> Result<()> {
         task = forked.task.id;
         append(app, &v, task, 2).await?;
     }
-    let head = makima::store::tasks::by_id(
-        makima::store::OwnerScope::new(app.store.db(), v.owner_id),
-        task,
-    )
-    .await?
-    .expect("task")
-    .conversation_id;
+    let head = makima::store::tasks::by_id(v.scope(app.store.db()), task)
+        .await?
+        .expect("task")
+        .conversation_id;
     let mut reads = vec![];
     for _ in 0..ROUNDS {
         let t = Instant::now();
@@ -303,13 +291,7 @@ pub async fn run(app: &App, report: &mut Report) -> Result<()> {
             limit: 50,
             from_end: true,
         };
-        let page = conversations::page(
-            makima::store::OwnerScope::new(app.store.db(), v.owner_id),
-            &view,
-            None,
-            &window,
-        )
-        .await?;
+        let page = conversations::page(v.scope(app.store.db()), &view, None, &window).await?;
         assert_eq!(page.items.len(), 50);
         reads.push(t.elapsed().as_secs_f64() * 1e3);
     }
