@@ -6,6 +6,7 @@ pub mod code;
 pub mod contracts;
 pub mod fork;
 pub mod ingest;
+pub mod keys;
 pub mod kinds;
 pub mod limits;
 pub mod locks;
