@@ -99,9 +99,7 @@ impl Extension for DocumentRules {
         stream: BoxStream<'s, Response>,
         next: NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream)
-            .inspect(|response| log_internal(response))
-            .boxed()
+        next.run(ctx, stream).inspect(log_internal).boxed()
     }
 
     async fn parse_query(

@@ -125,7 +125,7 @@ pub async fn paths_used_by_other_owner(
     Ok(n > 0)
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TaskFilter {
     pub contract_id: Option<Uuid>,
     pub parent_task_id: Option<Uuid>,
@@ -177,6 +177,24 @@ pub async fn page(
     window: &Window<Uuid>,
 ) -> AppResult<Paged<Model>> {
     keyset::page::<ById>(db, filtered(owner_id, filter), window).await
+}
+
+/// The first or last `limit + 1` tasks of each contract matching `filter` (whose own
+/// `contract_id` is left out), in one statement.
+pub async fn first_per_contract(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    contract_ids: &[Uuid],
+    filter: &TaskFilter,
+    limit: u64,
+    from_end: bool,
+) -> AppResult<Vec<Model>> {
+    let filter = TaskFilter {
+        contract_id: None,
+        ..filter.clone()
+    };
+    let base = filtered(owner_id, &filter);
+    keyset::per_parent::<ById>(db, base, Column::ContractId, contract_ids, limit, from_end).await
 }
 
 pub async fn count(

@@ -1,14 +1,17 @@
 use async_graphql::{Context, ID, Json, Object, Result};
 use chrono::{DateTime, Utc};
 
+use super::task::batched;
 use super::{contract::Contract, task::Task};
 use crate::domain::kinds::HistoryEventType;
 use crate::entities::history_event;
 use crate::error::AppResult;
-use crate::graphql::connection::{PageArgs, TotalCount, connection};
+use crate::graphql::connection::{PageArgs, TotalCount, connection, resolve};
 use crate::graphql::cursor::Cursor;
+use crate::graphql::loaders::PageKey;
 use crate::graphql::{app, json, loaders, owner, to_id};
 use crate::store::history::{self, TimelineCursor, TimelineFilter};
+use crate::store::keyset::Window;
 
 /// One thing that happened, on the unified timeline.
 pub struct HistoryEvent(pub history_event::Model);
@@ -20,26 +23,39 @@ connection!(
     "history events"
 );
 
-/// A page of the viewer's timeline matching `filter`.
+/// A page of the viewer's timeline matching `filter`. The first or last page of a
+/// contract's slice is read with those of the other contracts of the response.
 pub async fn timeline_connection(
     ctx: &Context<'_>,
     args: PageArgs,
     filter: TimelineFilter,
 ) -> AppResult<HistoryEventConnection> {
-    let window = args.window::<TimelineCursor>()?;
     let store = app(ctx).store.clone();
     let owner_id = owner(ctx)?;
-    let page = history::page(store.db(), owner_id, &filter, &window).await?;
-    let total = TotalCount::new(move || {
-        let (store, filter) = (store.clone(), filter.clone());
-        async move { history::count(store.db(), owner_id, &filter).await }
-    });
-    Ok(HistoryEventConnection::build(
-        page,
-        |e| TimelineCursor::of(e).encode(),
-        HistoryEvent,
-        total,
-    ))
+    let read = |window: Window<TimelineCursor>| async move {
+        let page = match filter.contract_id {
+            Some(contract) if window.after.is_none() && window.before.is_none() => {
+                let key = PageKey {
+                    parent: contract,
+                    // The parent, not the filter, says which contract.
+                    filter: TimelineFilter {
+                        contract_id: None,
+                        ..filter.clone()
+                    },
+                    limit: window.limit,
+                    from_end: window.from_end,
+                };
+                batched(loaders(ctx).contract_history.load_one(key).await?)?
+            }
+            _ => history::page(store.db(), owner_id, &filter, &window).await?,
+        };
+        let total = TotalCount::new(move || {
+            let (store, filter) = (store.clone(), filter.clone());
+            async move { history::count(store.db(), owner_id, &filter).await }
+        });
+        Ok((page, total))
+    };
+    resolve(&args, read, TimelineCursor::of, HistoryEvent).await
 }
 
 /// One thing that happened, on the unified timeline.
