@@ -238,6 +238,19 @@ async fn overview_cost(n: usize) -> u64 {
         }
         let history = node["history"]["edges"].as_array().unwrap();
         assert_eq!(history.len(), 10);
+        let alone = t
+            .ok(
+                "query($c: ID!) { timeline(first: 100, filter: {contractId: $c}) { edges { cursor } } }",
+                json!({ "c": contract }),
+            )
+            .await;
+        let alone = alone["timeline"]["edges"].as_array().unwrap();
+        let last_ten: Vec<&Value> = alone[alone.len() - 10..]
+            .iter()
+            .map(|e| &e["cursor"])
+            .collect();
+        let batched: Vec<&Value> = history.iter().map(|e| &e["cursor"]).collect();
+        assert_eq!(batched, last_ten, "contract {c}'s own history, in order");
     }
     cost
 }
