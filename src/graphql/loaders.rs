@@ -34,7 +34,7 @@ use crate::domain::kinds::TaskEventType;
 use crate::entities::{
     checkpoint, contract, conversation, history_event, message, supervisor_state, task, task_event,
 };
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::store::keyset::{Paged, Window, pages_per_parent};
 use crate::store::{Store, checkpoints, contracts, conversations, history, task_events, tasks};
 
@@ -149,6 +149,24 @@ pub struct PageKey<F> {
     pub filter: F,
     pub limit: u64,
     pub from_end: bool,
+}
+
+impl<F> PageKey<F> {
+    /// The key of `window`'s page of `parent`'s list, when the window has no cursor:
+    /// only first and last pages are batched.
+    pub fn of<K>(parent: Uuid, filter: F, window: &Window<K>) -> Option<Self> {
+        (window.after.is_none() && window.before.is_none()).then_some(Self {
+            parent,
+            filter,
+            limit: window.limit,
+            from_end: window.from_end,
+        })
+    }
+}
+
+/// A page a batch loader was asked for: it answers every key it is given.
+pub fn batched<T>(page: Option<T>) -> AppResult<T> {
+    page.ok_or_else(|| AppError::internal("a batched page is missing"))
 }
 
 /// A list under a parent row whose first or last page is read for a whole batch of

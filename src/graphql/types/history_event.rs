@@ -1,14 +1,13 @@
 use async_graphql::{Context, ID, Json, Object, Result};
 use chrono::{DateTime, Utc};
 
-use super::task::batched;
 use super::{contract::Contract, task::Task};
 use crate::domain::kinds::HistoryEventType;
 use crate::entities::history_event;
 use crate::error::AppResult;
 use crate::graphql::connection::{PageArgs, TotalCount, connection, resolve};
 use crate::graphql::cursor::Cursor;
-use crate::graphql::loaders::PageKey;
+use crate::graphql::loaders::{PageKey, batched};
 use crate::graphql::{app, json, loaders, owner, to_id};
 use crate::store::history::{self, TimelineCursor, TimelineFilter};
 use crate::store::keyset::Window;
@@ -33,21 +32,17 @@ pub async fn timeline_connection(
     let store = app(ctx).store.clone();
     let owner_id = owner(ctx)?;
     let read = |window: Window<TimelineCursor>| async move {
-        let page = match filter.contract_id {
-            Some(contract) if window.after.is_none() && window.before.is_none() => {
-                let key = PageKey {
-                    parent: contract,
-                    // The parent, not the filter, says which contract.
-                    filter: TimelineFilter {
-                        contract_id: None,
-                        ..filter.clone()
-                    },
-                    limit: window.limit,
-                    from_end: window.from_end,
-                };
-                batched(loaders(ctx).contract_history.load_one(key).await?)?
-            }
-            _ => history::page(store.db(), owner_id, &filter, &window).await?,
+        // The parent, not the filter, says which contract.
+        let siblings = TimelineFilter {
+            contract_id: None,
+            ..filter.clone()
+        };
+        let key = filter
+            .contract_id
+            .and_then(|contract| PageKey::of(contract, siblings, &window));
+        let page = match key {
+            Some(key) => batched(loaders(ctx).contract_history.load_one(key).await?)?,
+            None => history::page(store.db(), owner_id, &filter, &window).await?,
         };
         let total = TotalCount::new(move || {
             let (store, filter) = (store.clone(), filter.clone());

@@ -10,10 +10,10 @@ use super::message::{Message, MessageConnection};
 use super::task_event::{TaskEvent, TaskEventConnection};
 use crate::domain::kinds::TaskStatus;
 use crate::entities::{checkpoint, message, task, task_event};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::graphql::connection::{PageArgs, TotalCount, connection, page_cost, resolve};
 use crate::graphql::cursor::CheckpointNumber;
-use crate::graphql::loaders::PageKey;
+use crate::graphql::loaders::{PageKey, batched};
 use crate::graphql::{app, loaders, owner, to_id};
 use crate::store::keyset::Window;
 use crate::store::{checkpoints, conversations, task_events, tasks};
@@ -34,21 +34,17 @@ pub async fn task_connection(
     let store = app(ctx).store.clone();
     let owner_id = owner(ctx)?;
     let read = |window: Window<Uuid>| async move {
-        let page = match filter.contract_id {
-            Some(contract) if window.after.is_none() && window.before.is_none() => {
-                let key = PageKey {
-                    parent: contract,
-                    // The parent, not the filter, says which contract.
-                    filter: tasks::TaskFilter {
-                        contract_id: None,
-                        ..filter.clone()
-                    },
-                    limit: window.limit,
-                    from_end: window.from_end,
-                };
-                batched(loaders(ctx).contract_tasks.load_one(key).await?)?
-            }
-            _ => tasks::page(store.db(), owner_id, &filter, &window).await?,
+        // The parent, not the filter, says which contract.
+        let siblings = tasks::TaskFilter {
+            contract_id: None,
+            ..filter.clone()
+        };
+        let key = filter
+            .contract_id
+            .and_then(|contract| PageKey::of(contract, siblings, &window));
+        let page = match key {
+            Some(key) => batched(loaders(ctx).contract_tasks.load_one(key).await?)?,
+            None => tasks::page(store.db(), owner_id, &filter, &window).await?,
         };
         let total = TotalCount::new(move || {
             let (store, filter) = (store.clone(), filter.clone());
@@ -70,13 +66,7 @@ pub async fn conversation_connection(
     let store = app(ctx).store.clone();
     let owner_id = owner(ctx)?;
     let read = |window: Window<i32>| async move {
-        if phase.is_none() && window.after.is_none() && window.before.is_none() {
-            let key = PageKey {
-                parent: head,
-                filter: (),
-                limit: window.limit,
-                from_end: window.from_end,
-            };
+        if let Some(key) = PageKey::of(head, (), &window).filter(|_| phase.is_none()) {
             let (page, length) = batched(loaders(ctx).conversation_pages.load_one(key).await?)?;
             return Ok((page, TotalCount::fixed(length as u64)));
         }
@@ -93,11 +83,6 @@ pub async fn conversation_connection(
         Ok((page, total))
     };
     resolve(&args, read, |m: &message::Model| m.position, Message).await
-}
-
-/// A page a batch loader was asked for; the loader answers every key it is given.
-pub fn batched<T>(page: Option<T>) -> AppResult<T> {
-    page.ok_or_else(|| AppError::internal("a batched page is missing"))
 }
 
 async fn load_task(ctx: &Context<'_>, id: Option<Uuid>) -> Result<Option<Task>> {
@@ -215,16 +200,12 @@ impl Task {
         let (owner_id, task_id, count) = (owner(ctx)?, self.0.id, self.0.event_count);
         let types = filter.and_then(|f| f.types);
         let read = |window: Window<i64>| async move {
-            let page = if window.after.is_none() && window.before.is_none() {
-                let key = PageKey {
-                    parent: task_id,
-                    filter: types.clone(),
-                    limit: window.limit,
-                    from_end: window.from_end,
-                };
-                batched(loaders(ctx).task_events.load_one(key).await?)?
-            } else {
-                task_events::page(store.db(), owner_id, task_id, types.as_deref(), &window).await?
+            let page = match PageKey::of(task_id, types.clone(), &window) {
+                Some(key) => batched(loaders(ctx).task_events.load_one(key).await?)?,
+                None => {
+                    let types = types.as_deref();
+                    task_events::page(store.db(), owner_id, task_id, types, &window).await?
+                }
             };
             let total = match types {
                 None => TotalCount::fixed(count as u64),
@@ -251,17 +232,12 @@ impl Task {
         let store = app(ctx).store.clone();
         let (owner_id, task_id, count) = (owner(ctx)?, self.0.id, self.0.checkpoint_count);
         let read = |window: Window<CheckpointNumber>| async move {
-            let page = if window.after.is_none() && window.before.is_none() {
-                let key = PageKey {
-                    parent: task_id,
-                    filter: (),
-                    limit: window.limit,
-                    from_end: window.from_end,
-                };
-                batched(loaders(ctx).task_checkpoints.load_one(key).await?)?
-            } else {
-                let window = window.map(|k| k.0);
-                checkpoints::task_page(store.db(), owner_id, task_id, &window).await?
+            let page = match PageKey::of(task_id, (), &window) {
+                Some(key) => batched(loaders(ctx).task_checkpoints.load_one(key).await?)?,
+                None => {
+                    let window = window.map(|k| k.0);
+                    checkpoints::task_page(store.db(), owner_id, task_id, &window).await?
+                }
             };
             Ok((page, TotalCount::fixed(count as u64)))
         };
