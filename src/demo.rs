@@ -5,12 +5,11 @@ use serde_json::json;
 
 use crate::domain::contracts::{self, CreateContract};
 use crate::domain::ingest::{self, NewCheckpoint, NewMessage, NewTaskEvent};
+use crate::domain::keys;
 use crate::domain::tasks::{self, CreateTask};
 use crate::domain::{App, Viewer};
 use crate::entities::kinds::{MessageRole, TaskEventType, TaskStatus};
 use crate::error::AppResult;
-use crate::server::auth;
-use crate::store::OwnerScope;
 use crate::store::owners;
 
 fn text(role: MessageRole, s: &str) -> NewMessage {
@@ -30,7 +29,7 @@ pub async fn load(app: &App) -> AppResult<String> {
         n += 1;
     }
     let name = format!("demo-{n}");
-    let key = auth::create_key(&app.store, &name).await?;
+    let key = keys::create(&app.store, &name).await?.key;
     let owner = owners::find_by_name(app.store.db(), &name)
         .await?
         .expect("owner just created");
@@ -51,13 +50,11 @@ pub async fn load(app: &App) -> AppResult<String> {
         },
     )
     .await?;
-    let supervisor = crate::store::contracts::supervisors_by_contract(
-        OwnerScope::new(app.store.db(), v.owner_id),
-        &[contract.id],
-    )
-    .await?
-    .remove(0)
-    .task_id;
+    let supervisor =
+        crate::store::contracts::supervisors_by_contract(v.scope(app.store.db()), &[contract.id])
+            .await?
+            .remove(0)
+            .task_id;
     tasks::update_status(app, v, supervisor, TaskStatus::Running, None).await?;
     ingest::append_messages(
         app,

@@ -3,8 +3,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use makima::config::{ApiKeyCommand, Cli, Command, ServeArgs};
+use makima::domain::keys;
 use makima::error::AppError;
-use makima::server::{AppState, Limits, auth};
+use makima::server::{AppState, Limits};
 use makima::store::{Store, StoreOptions, owners};
 use tracing_subscriber::EnvFilter;
 
@@ -39,7 +40,7 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
         let key = makima::demo::load(&app).await?;
         println!("demo data loaded; API key (shown once):\n{key}");
     } else if owners::key_count(app.store.db()).await? == 0 {
-        let key = auth::create_key(&app.store, "admin").await?;
+        let key = keys::create(&app.store, "admin").await?.key;
         println!("no API key existed; created one for owner \"admin\" (shown once):\n{key}");
     }
     let listener = tokio::net::TcpListener::bind(&args.bind)
@@ -91,7 +92,7 @@ async fn run(cli: Cli) -> Result<(), AppError> {
                 .await?
                 .with_timeouts(db.timeouts());
             store.migrate().await?;
-            let key = auth::create_key(&store, &owner).await?;
+            let key = keys::create(&store, &owner).await?.key;
             println!("API key for owner \"{owner}\" (shown once):\n{key}");
             Ok(())
         }

@@ -30,7 +30,7 @@ fn ms(samples: &mut [f64], q: f64) -> f64 {
 }
 
 async fn viewer(app: &App) -> Result<Viewer> {
-    makima::server::auth::create_key(&app.store, "history-bench").await?;
+    makima::domain::keys::create(&app.store, "history-bench").await?;
     let owner = owners::find_by_name(app.store.db(), "history-bench")
         .await?
         .expect("owner");

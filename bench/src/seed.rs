@@ -24,7 +24,6 @@ use makima::domain::contracts::{self, CreateContract};
 use makima::domain::tasks::{self, CreateTask};
 use makima::domain::{App, Viewer};
 use makima::entities::kinds::{HistoryEventType, TaskEventType};
-use makima::server::auth;
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -91,10 +90,9 @@ pub async fn run(url: &str, workspace: &Path, plan: &Plan, report: &mut Report) 
     plan.check()?;
     let started = Instant::now();
     let app = makima::open(url, 8, workspace).await?;
-    let key = auth::create_key(&app.store, OWNER).await?;
-    let viewer = auth::Authenticator::new(app.store.clone())
-        .viewer(Some(&key))
-        .await?;
+    let viewer = makima::domain::keys::create(&app.store, OWNER)
+        .await?
+        .viewer;
 
     let t = Instant::now();
     let contracts = create_contracts(&app, &viewer, plan.contracts).await?;

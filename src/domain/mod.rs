@@ -7,6 +7,7 @@ pub mod contracts;
 pub mod fork;
 mod idempotent;
 pub mod ingest;
+pub mod keys;
 pub mod lifecycle;
 pub mod limits;
 pub mod locks;

@@ -1,6 +1,7 @@
 //! Relay connections, written once: argument rules (API.md, Conventions and
-//! Pagination details), the page info, and a `connection!` macro that declares
-//! `XConnection` and `XEdge` for a node type.
+//! Pagination details), the page info, a `connection!` macro that declares
+//! `XConnection` and `XEdge` for a node type, and `resolve`, the one path of every
+//! connection field from its arguments to its connection.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +11,7 @@ use async_graphql::SimpleObject;
 
 use super::cursor::Cursor;
 use crate::error::{AppError, AppResult};
-use crate::store::keyset::Window;
+use crate::store::keyset::{Paged, Window};
 
 pub const DEFAULT_PAGE: i32 = 20;
 pub const MAX_PAGE: i32 = 100;
@@ -87,19 +88,6 @@ impl PageArgs {
     }
 }
 
-impl PageArgs {
-    /// `window`, with cursors decoded as the list-specific key `K` and unwrapped by `f`.
-    pub fn window_of<K: Cursor, T>(&self, f: impl Fn(K) -> T) -> AppResult<Window<T>> {
-        let w = self.window::<K>()?;
-        Ok(Window {
-            after: w.after.map(&f),
-            before: w.before.map(&f),
-            limit: w.limit,
-            from_end: w.from_end,
-        })
-    }
-}
-
 /// Information about a page, for fetching the next or previous one.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct PageInfo {
@@ -135,6 +123,37 @@ impl TotalCount {
     pub async fn get(&self) -> AppResult<i32> {
         Ok((self.0)().await?.min(i32::MAX as u64) as i32)
     }
+}
+
+/// A connection type declared by `connection!`.
+pub trait Connection: Sized {
+    type Node;
+    /// The connection of a page, the cursor of each row and the total.
+    fn build<T>(
+        page: Paged<T>,
+        cursor: impl Fn(&T) -> String,
+        node: impl Fn(T) -> Self::Node,
+        total: TotalCount,
+    ) -> Self;
+}
+
+/// A connection field: the arguments checked and their cursors decoded as `K`, a page
+/// of the list read by `read` (which also says how to count the whole list), each
+/// row's cursor encoded from its `key`.
+pub async fn resolve<C, K, T, Fut>(
+    args: &PageArgs,
+    read: impl FnOnce(Window<K>) -> Fut,
+    key: impl Fn(&T) -> K,
+    node: impl Fn(T) -> C::Node,
+) -> AppResult<C>
+where
+    C: Connection,
+    K: Cursor,
+    Fut: Future<Output = AppResult<(Paged<T>, TotalCount)>>,
+{
+    let window = args.window::<K>()?;
+    let (page, total) = read(window).await?;
+    Ok(C::build(page, |row| key(row).encode(), node, total))
 }
 
 /// Declares `$conn` and `$edge` for node type `$node`.
@@ -197,9 +216,10 @@ macro_rules! connection {
             }
         }
 
-        impl $conn {
-            /// Builds the connection from a page, the cursor of each item and the total.
-            pub fn build<T>(
+        impl $crate::graphql::connection::Connection for $conn {
+            type Node = $node;
+
+            fn build<T>(
                 page: $crate::store::keyset::Paged<T>,
                 cursor: impl Fn(&T) -> String,
                 node: impl Fn(T) -> $node,

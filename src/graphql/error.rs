@@ -1,16 +1,42 @@
 //! The one place where an `AppError` becomes a GraphQL error with `extensions.code`.
+//! The `AppError` rides along as the error's source (never serialised), so that the
+//! extension that finishes responses can log an internal detail once.
 
-use async_graphql::{Error, ErrorExtensions};
+use std::sync::Arc;
 
-use crate::error::AppError;
+use async_graphql::{Error, ErrorExtensionValues, ServerError, Value};
+
+use crate::error::{AppError, ErrorCode};
 
 impl From<AppError> for Error {
     fn from(err: AppError) -> Self {
-        if let AppError::Internal(detail) = &err {
-            tracing::error!(%detail, "internal error");
+        let mut extensions = ErrorExtensionValues::default();
+        extensions.set("code", err.code().as_str());
+        Error {
+            message: err.public_message(),
+            source: Some(Arc::new(err)),
+            extensions: Some(extensions),
         }
-        Error::new(err.public_message()).extend_with(|_, ext| ext.set("code", err.code()))
     }
+}
+
+/// Sets `code` on an error that has none yet.
+pub fn with_code(mut err: ServerError, code: ErrorCode) -> ServerError {
+    let ext = err.extensions.get_or_insert_with(Default::default);
+    if ext.get("code").is_none() {
+        ext.set("code", Value::from(code.as_str()));
+    }
+    err
+}
+
+/// A server error that carries no source, for refusals that are not an `AppError`.
+pub fn server_error(message: impl Into<String>, code: ErrorCode) -> ServerError {
+    with_code(ServerError::new(message, None), code)
+}
+
+/// The `AppError` behind a server error, if it came from one.
+pub fn app_error(err: &ServerError) -> Option<&AppError> {
+    err.source::<AppError>()
 }
 
 #[cfg(test)]
@@ -25,21 +51,33 @@ mod tests {
 
     #[test]
     fn every_kind_maps_to_its_code() {
-        assert_eq!(code_of(AppError::Unauthenticated).1, "\"UNAUTHENTICATED\"");
-        assert_eq!(code_of(AppError::Forbidden("no".into())).1, "\"FORBIDDEN\"");
-        assert_eq!(code_of(AppError::not_found("task")).1, "\"NOT_FOUND\"");
-        assert_eq!(code_of(AppError::bad_input("x")).1, "\"BAD_USER_INPUT\"");
-        assert_eq!(code_of(AppError::conflict("x")).1, "\"CONFLICT\"");
-        assert_eq!(
-            code_of(AppError::internal("x")).1,
-            "\"INTERNAL_SERVER_ERROR\""
-        );
+        for err in [
+            AppError::Unauthenticated,
+            AppError::not_found("task"),
+            AppError::bad_input("x"),
+            AppError::conflict("x"),
+            AppError::internal("x"),
+        ] {
+            let expected = format!("\"{}\"", err.code().as_str());
+            assert_eq!(code_of(err).1, expected);
+        }
     }
 
     #[test]
     fn internal_details_never_reach_the_message() {
-        let (message, _) = code_of(AppError::internal("SELECT * FROM secrets at /srv/x"));
-        assert_eq!(message, "internal server error");
+        let err: Error = AppError::internal("SELECT * FROM secrets at /srv/x").into();
+        assert_eq!(err.message, "internal server error");
+        let json = serde_json::to_string(&err).unwrap();
+        assert!(!json.contains("secrets"), "{json}");
+        // The detail stays on the server side, for the log.
+        match err
+            .source
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<AppError>())
+        {
+            Some(AppError::Internal(detail)) => assert!(detail.contains("secrets")),
+            other => panic!("source lost: {other:?}"),
+        }
         let (message, _) = code_of(sea_orm::DbErr::Custom("relation tasks".into()).into());
         assert_eq!(message, "internal server error");
     }

@@ -1,19 +1,25 @@
-//! Codes for documents that fail before they run (`GRAPHQL_PARSE_FAILED`,
-//! `GRAPHQL_VALIDATION_FAILED`) and the alias limit, as an async-graphql extension.
+//! The rules every document and response goes through, as an async-graphql
+//! extension: codes for documents that fail before they run (`GRAPHQL_PARSE_FAILED`,
+//! `GRAPHQL_VALIDATION_FAILED`), the alias limit, and the one place where the detail of
+//! an internal error is logged, as a response leaves the schema.
 
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe,
+    NextValidation,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ServerError, ServerResult, ValidationResult, Value, Variables};
+use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Variables};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use super::MAX_ALIASES;
-use crate::error::AppError;
+use super::error::{app_error, server_error, with_code};
+use crate::error::{AppError, ErrorCode};
 
-pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
-pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+const PARSE_FAILED: ErrorCode = ErrorCode::GraphqlParseFailed;
+const VALIDATION_FAILED: ErrorCode = ErrorCode::GraphqlValidationFailed;
 
 pub struct DocumentRules;
 
@@ -23,12 +29,13 @@ impl ExtensionFactory for DocumentRules {
     }
 }
 
-pub fn with_code(mut err: ServerError, code: &str) -> ServerError {
-    let ext = err.extensions.get_or_insert_with(Default::default);
-    if ext.get("code").is_none() {
-        ext.set("code", Value::from(code));
+/// Logs the internal errors of a response that is about to reach a client.
+fn log_internal(response: &Response) {
+    for err in &response.errors {
+        if let Some(app) = app_error(err) {
+            app.log();
+        }
     }
-    err
 }
 
 fn aliases(set: &SelectionSet) -> usize {
@@ -62,7 +69,7 @@ fn alias_count(doc: &ExecutableDocument) -> usize {
 /// Why a document failed the parse step: it does not parse (`PARSE_FAILED`), or it
 /// parses but nests deeper than async-graphql's recursion limit, a depth limit like
 /// ours (`VALIDATION_FAILED`).
-fn failure_code(query: &str) -> &'static str {
+fn failure_code(query: &str) -> ErrorCode {
     match async_graphql::parser::parse_query(query) {
         Ok(_) | Err(async_graphql::parser::Error::RecursionLimitExceeded) => VALIDATION_FAILED,
         Err(_) => PARSE_FAILED,
@@ -71,7 +78,7 @@ fn failure_code(query: &str) -> &'static str {
 
 /// Selection sets nested too deep break the depth limit (a validation failure, as for
 /// any document deeper than 20); values nested too deep are refused as unparseable.
-pub fn nesting_code(too_deep: &super::nesting::TooDeep) -> &'static str {
+pub fn nesting_code(too_deep: &super::nesting::TooDeep) -> ErrorCode {
     match too_deep {
         super::nesting::TooDeep::Selections => VALIDATION_FAILED,
         super::nesting::TooDeep::Values => PARSE_FAILED,
@@ -80,6 +87,21 @@ pub fn nesting_code(too_deep: &super::nesting::TooDeep) -> &'static str {
 
 #[async_trait::async_trait]
 impl Extension for DocumentRules {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let response = next.run(ctx).await;
+        log_internal(&response);
+        response
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream).inspect(log_internal).boxed()
+    }
+
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -91,7 +113,7 @@ impl Extension for DocumentRules {
         // nesting bound that keeps the parser's recursion finite is applied here too.
         if let Err(too_deep) = super::nesting::check(query) {
             let code = nesting_code(&too_deep);
-            return Err(with_code(ServerError::new(too_deep.message(), None), code));
+            return Err(server_error(too_deep.message(), code));
         }
         let doc = next
             .run(ctx, query, variables)
@@ -99,23 +121,14 @@ impl Extension for DocumentRules {
             .map_err(|e| with_code(e, failure_code(query)))?;
         if super::nul::found(&doc, variables) {
             let err = AppError::bad_input(super::nul::MESSAGE);
-            return Err(with_code(
-                ServerError::new(err.public_message(), None),
-                err.code(),
-            ));
+            return Err(server_error(err.public_message(), err.code()));
         }
         if let Err(message) = super::cost::check_fields(&doc) {
-            return Err(with_code(
-                ServerError::new(message, None),
-                VALIDATION_FAILED,
-            ));
+            return Err(server_error(message, VALIDATION_FAILED));
         }
         if alias_count(&doc) > MAX_ALIASES {
-            return Err(with_code(
-                ServerError::new(
-                    format!("the document uses more than {MAX_ALIASES} aliases"),
-                    None,
-                ),
+            return Err(server_error(
+                format!("the document uses more than {MAX_ALIASES} aliases"),
                 VALIDATION_FAILED,
             ));
         }
@@ -134,11 +147,79 @@ impl Extension for DocumentRules {
                 .collect::<Vec<_>>()
         })?;
         if let Err(message) = super::cost::check_cost(result.complexity) {
-            return Err(vec![with_code(
-                ServerError::new(message, None),
-                VALIDATION_FAILED,
-            )]);
+            return Err(vec![server_error(message, VALIDATION_FAILED)]);
         }
         Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::Mutex;
+
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    struct Failing;
+
+    #[Object]
+    impl Failing {
+        async fn broken(&self) -> async_graphql::Result<Option<i32>> {
+            Err(AppError::internal("SELECT secret FROM t at /srv/db").into())
+        }
+        async fn missing(&self) -> async_graphql::Result<Option<i32>> {
+            Err(AppError::not_found("task").into())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_internal_detail_is_logged_once_and_never_sent() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let schema = Schema::build(Failing, EmptyMutation, EmptySubscription)
+            .extension(DocumentRules)
+            .finish();
+
+        let response = schema.execute("{ broken missing }").await;
+        let sent = serde_json::to_string(&response).unwrap();
+        assert!(!sent.contains("secret"), "{sent}");
+        assert!(sent.contains("\"internal server error\""), "{sent}");
+        assert!(sent.contains("INTERNAL_SERVER_ERROR"), "{sent}");
+        assert!(sent.contains("NOT_FOUND"), "{sent}");
+        let logged = log.text();
+        assert_eq!(logged.matches("SELECT secret").count(), 1, "{logged}");
+        assert!(!logged.contains("task not found"), "{logged}");
+
+        // The WebSocket transport runs documents as streams.
+        let responses: Vec<Response> = schema.execute_stream("{ broken }").collect().await;
+        let sent = serde_json::to_string(&responses).unwrap();
+        assert!(!sent.contains("secret"), "{sent}");
+        assert_eq!(log.text().matches("SELECT secret").count(), 2);
     }
 }

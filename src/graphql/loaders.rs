@@ -1,6 +1,19 @@
-//! DataLoaders for every relation field. They are made per request for the request's
+//! DataLoaders for relation fields. They are made per request for the request's
 //! owner, so every batch query is scoped to that owner and nothing is cached across
 //! owners.
+//!
+//! Every single-row relation (a task's contract, parent and fork origin, a contract's
+//! supervisor, a checkpoint's task, …) is batched. So is the first or last page, without
+//! cursors, of `Contract.tasks`, `Contract.history`, `Task.events`, `Task.checkpoints`
+//! and the conversations (`Task.conversation`, `Contract.conversation`): one statement
+//! per batch of parents, each parent's rows an index range with its own limit.
+//!
+//! These run one query per parent, because a batch would buy little: a page after or
+//! before a cursor (a client paging one list, not a list per parent); a supervisor's
+//! conversation filtered by `phase`; `Task.forks` and `Contract.checkpoints` (rarely
+//! selected below a list); `totalCount` of a nested connection that counts (only when
+//! selected); and reading the ancestors of a conversation that the chain cache has not
+//! seen yet (once per conversation, then kept in memory).
 //!
 //! A batch waits until the request stops asking for keys (see `Activity`), not only
 //! for the loader's 1 ms window: async-graphql yields to the runtime every couple of
@@ -17,11 +30,14 @@ use futures_util::future::BoxFuture;
 use async_graphql::dataloader::{DataLoader, Loader};
 use uuid::Uuid;
 
-use crate::entities::{checkpoint, contract, conversation, supervisor_state, task};
-use crate::error::AppError;
+use crate::entities::kinds::TaskEventType;
+use crate::entities::{
+    checkpoint, contract, conversation, history_event, message, supervisor_state, task, task_event,
+};
+use crate::error::{AppError, AppResult};
 use crate::store::OwnerScope;
-use crate::store::keyset::Paged;
-use crate::store::{Store, checkpoints, contracts, conversations, tasks};
+use crate::store::keyset::{Paged, Window, pages_per_parent};
+use crate::store::{Store, checkpoints, contracts, conversations, history, task_events, tasks};
 
 /// A table whose rows a loader fetches by id, within one owner's rows.
 pub trait OwnedRows: Send + Sync + 'static {
@@ -127,56 +143,265 @@ impl OwnedRows for Supervisors {
     }
 }
 
-/// The first or last N checkpoints of many tasks: `(task, N, from_end)`.
-pub type CheckpointPageKey = (Uuid, u64, bool);
-
-pub struct CheckpointPages {
-    store: Store,
-    owner_id: Uuid,
+/// The first or last page (no cursors) of one parent's list, narrowed by `filter`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PageKey<F> {
+    pub parent: Uuid,
+    pub filter: F,
+    pub limit: u64,
+    pub from_end: bool,
 }
 
-impl Loader<CheckpointPageKey> for CheckpointPages {
-    type Value = Paged<checkpoint::Model>;
+impl<F> PageKey<F> {
+    /// The key of `window`'s page of `parent`'s list, when the window has no cursor:
+    /// only first and last pages are batched.
+    pub fn of<K>(parent: Uuid, filter: F, window: &Window<K>) -> Option<Self> {
+        (window.after.is_none() && window.before.is_none()).then_some(Self {
+            parent,
+            filter,
+            limit: window.limit,
+            from_end: window.from_end,
+        })
+    }
+}
+
+/// A page a batch loader was asked for: it answers every key it is given.
+pub fn batched<T>(page: Option<T>) -> AppResult<T> {
+    page.ok_or_else(|| AppError::internal("a batched page is missing"))
+}
+
+/// A list under a parent row whose first or last page is read for a whole batch of
+/// parents in one statement (`keyset::per_parent`).
+pub trait ChildList: Send + Sync + 'static {
+    /// What narrows the list besides its parent; keys with equal filters and sizes
+    /// share a statement.
+    type Filter: Clone + Eq + std::hash::Hash + Send + Sync + 'static;
+    type Row: Clone + Send + Sync + 'static;
+    fn fetch(
+        store: &Store,
+        owner_id: Uuid,
+        parents: &[Uuid],
+        filter: &Self::Filter,
+        limit: u64,
+        from_end: bool,
+    ) -> impl Future<Output = Result<Vec<Self::Row>, AppError>> + Send;
+    fn parent(row: &Self::Row) -> Uuid;
+}
+
+pub struct FirstPages<L> {
+    store: Store,
+    owner_id: Uuid,
+    _list: PhantomData<L>,
+}
+
+impl<L: ChildList> Loader<PageKey<L::Filter>> for FirstPages<L> {
+    type Value = Paged<L::Row>;
     type Error = AppError;
 
     async fn load(
         &self,
-        keys: &[CheckpointPageKey],
-    ) -> Result<HashMap<CheckpointPageKey, Self::Value>, AppError> {
-        let mut groups: HashMap<(u64, bool), Vec<Uuid>> = HashMap::new();
-        for &(task, limit, from_end) in keys {
-            groups.entry((limit, from_end)).or_default().push(task);
+        keys: &[PageKey<L::Filter>],
+    ) -> Result<HashMap<PageKey<L::Filter>, Self::Value>, AppError> {
+        let mut groups: HashMap<(L::Filter, u64, bool), Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            groups
+                .entry((key.filter.clone(), key.limit, key.from_end))
+                .or_default()
+                .push(key.parent);
         }
         let mut out = HashMap::with_capacity(keys.len());
-        for ((limit, from_end), task_ids) in groups {
-            let rows = checkpoints::first_per_task(
-                OwnerScope::new(self.store.db(), self.owner_id),
-                &task_ids,
+        for ((filter, limit, from_end), parents) in groups {
+            let rows = L::fetch(
+                &self.store,
+                self.owner_id,
+                &parents,
+                &filter,
                 limit,
                 from_end,
             )
             .await?;
-            let mut by_task: HashMap<Uuid, Vec<checkpoint::Model>> = HashMap::new();
-            for row in rows {
-                by_task.entry(row.task_id).or_default().push(row);
-            }
-            for task in task_ids {
-                let mut items = by_task.remove(&task).unwrap_or_default();
-                let more = items.len() as u64 > limit;
-                if more {
-                    // The extra row is the one farthest from the end we read from.
-                    if from_end {
-                        items.remove(0);
-                    } else {
-                        items.pop();
-                    }
-                }
-                let page = Paged {
-                    items,
-                    has_previous: more && from_end,
-                    has_next: more && !from_end,
+            for (parent, page) in pages_per_parent(rows, L::parent, &parents, limit, from_end) {
+                let key = PageKey {
+                    parent,
+                    filter: filter.clone(),
+                    limit,
+                    from_end,
                 };
-                out.insert((task, limit, from_end), page);
+                out.insert(key, page);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A task's checkpoints.
+pub struct TaskCheckpoints;
+impl ChildList for TaskCheckpoints {
+    type Filter = ();
+    type Row = checkpoint::Model;
+    async fn fetch(
+        store: &Store,
+        owner_id: Uuid,
+        parents: &[Uuid],
+        _: &(),
+        limit: u64,
+        from_end: bool,
+    ) -> Result<Vec<Self::Row>, AppError> {
+        checkpoints::first_per_task(
+            OwnerScope::new(store.db(), owner_id),
+            parents,
+            limit,
+            from_end,
+        )
+        .await
+    }
+    fn parent(row: &Self::Row) -> Uuid {
+        row.task_id
+    }
+}
+
+/// A task's events, of some types or all.
+pub struct TaskEvents;
+impl ChildList for TaskEvents {
+    type Filter = Option<Vec<TaskEventType>>;
+    type Row = task_event::Model;
+    async fn fetch(
+        store: &Store,
+        owner_id: Uuid,
+        parents: &[Uuid],
+        types: &Self::Filter,
+        limit: u64,
+        from_end: bool,
+    ) -> Result<Vec<Self::Row>, AppError> {
+        let types = types.as_deref();
+        task_events::first_per_task(
+            OwnerScope::new(store.db(), owner_id),
+            parents,
+            types,
+            limit,
+            from_end,
+        )
+        .await
+    }
+    fn parent(row: &Self::Row) -> Uuid {
+        row.task_id
+    }
+}
+
+/// A contract's tasks (the filter's own `contract_id` is ignored).
+pub struct ContractTasks;
+impl ChildList for ContractTasks {
+    type Filter = tasks::TaskFilter;
+    type Row = task::Model;
+    async fn fetch(
+        store: &Store,
+        owner_id: Uuid,
+        parents: &[Uuid],
+        filter: &Self::Filter,
+        limit: u64,
+        from_end: bool,
+    ) -> Result<Vec<Self::Row>, AppError> {
+        tasks::first_per_contract(
+            OwnerScope::new(store.db(), owner_id),
+            parents,
+            filter,
+            limit,
+            from_end,
+        )
+        .await
+    }
+    fn parent(row: &Self::Row) -> Uuid {
+        row.contract_id.unwrap_or_default()
+    }
+}
+
+/// A contract's slice of the timeline (the filter's own `contract_id` is ignored).
+pub struct ContractHistory;
+impl ChildList for ContractHistory {
+    type Filter = history::TimelineFilter;
+    type Row = history_event::Model;
+    async fn fetch(
+        store: &Store,
+        owner_id: Uuid,
+        parents: &[Uuid],
+        filter: &Self::Filter,
+        limit: u64,
+        from_end: bool,
+    ) -> Result<Vec<Self::Row>, AppError> {
+        history::first_per_contract(
+            OwnerScope::new(store.db(), owner_id),
+            parents,
+            filter,
+            limit,
+            from_end,
+        )
+        .await
+    }
+    fn parent(row: &Self::Row) -> Uuid {
+        row.contract_id.unwrap_or_default()
+    }
+}
+
+/// The first or last page of a conversation (by its head segment) and its length.
+pub struct ConversationPages {
+    store: Store,
+    owner_id: Uuid,
+}
+
+impl Loader<PageKey<()>> for ConversationPages {
+    type Value = (Paged<message::Model>, i32);
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[PageKey<()>],
+    ) -> Result<HashMap<PageKey<()>, Self::Value>, AppError> {
+        let heads: Vec<Uuid> = keys.iter().map(|k| k.parent).collect();
+        let rows =
+            conversations::by_ids(OwnerScope::new(self.store.db(), self.owner_id), &heads).await?;
+        let rows: HashMap<Uuid, conversation::Model> =
+            rows.into_iter().map(|r| (r.id, r)).collect();
+        let mut views = HashMap::with_capacity(rows.len());
+        for (id, row) in &rows {
+            views.insert(*id, self.store.conversation_of(row).await?);
+        }
+        let mut groups: HashMap<(u64, bool), Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            groups
+                .entry((key.limit, key.from_end))
+                .or_default()
+                .push(key.parent);
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for ((limit, from_end), heads) in groups {
+            let window = Window {
+                after: None,
+                before: None,
+                limit,
+                from_end,
+            };
+            let mut found = Vec::with_capacity(heads.len());
+            for head in heads {
+                let view = views
+                    .get(&head)
+                    .ok_or_else(|| AppError::internal(format!("conversation {head} is missing")))?;
+                found.push((head, view));
+            }
+            let in_order: Vec<_> = found.iter().map(|(_, view)| *view).collect();
+            let pages = conversations::pages(
+                OwnerScope::new(self.store.db(), self.owner_id),
+                &in_order,
+                &window,
+            )
+            .await?;
+            for ((head, view), page) in found.into_iter().zip(pages) {
+                let key = PageKey {
+                    parent: head,
+                    filter: (),
+                    limit,
+                    from_end,
+                };
+                out.insert(key, (page, view.length));
             }
         }
         Ok(out)
@@ -229,7 +454,11 @@ pub struct Loaders {
     pub checkpoints: DataLoader<ById<Checkpoints>>,
     pub supervisors: DataLoader<ById<Supervisors>>,
     pub conversations: DataLoader<ById<Conversations>>,
-    pub checkpoint_pages: DataLoader<CheckpointPages>,
+    pub task_checkpoints: DataLoader<FirstPages<TaskCheckpoints>>,
+    pub task_events: DataLoader<FirstPages<TaskEvents>>,
+    pub contract_tasks: DataLoader<FirstPages<ContractTasks>>,
+    pub contract_history: DataLoader<FirstPages<ContractHistory>>,
+    pub conversation_pages: DataLoader<ConversationPages>,
     pub activity: Activity,
 }
 
@@ -250,14 +479,32 @@ impl Loaders {
                 spawner(activity.clone()),
             )
         }
+        fn first_pages<L: ChildList>(
+            store: &Store,
+            owner_id: Uuid,
+            activity: &Activity,
+        ) -> DataLoader<FirstPages<L>> {
+            DataLoader::new(
+                FirstPages {
+                    store: store.clone(),
+                    owner_id,
+                    _list: PhantomData,
+                },
+                spawner(activity.clone()),
+            )
+        }
         Self {
             contracts: by_id(store, owner_id, &activity),
             tasks: by_id(store, owner_id, &activity),
             checkpoints: by_id(store, owner_id, &activity),
             supervisors: by_id(store, owner_id, &activity),
             conversations: by_id(store, owner_id, &activity),
-            checkpoint_pages: DataLoader::new(
-                CheckpointPages {
+            task_checkpoints: first_pages(store, owner_id, &activity),
+            task_events: first_pages(store, owner_id, &activity),
+            contract_tasks: first_pages(store, owner_id, &activity),
+            contract_history: first_pages(store, owner_id, &activity),
+            conversation_pages: DataLoader::new(
+                ConversationPages {
                     store: store.clone(),
                     owner_id,
                 },

@@ -1,7 +1,7 @@
 use async_graphql::{Context, ID, Object, Result};
 
-use super::connection::{PageArgs, page_cost};
-use super::cursor::{ContractKey, Cursor};
+use super::connection::{PageArgs, page_cost, resolve};
+use super::cursor::ContractKey;
 use super::types::checkpoint::Checkpoint;
 use super::types::contract::{Contract, ContractConnection};
 use super::types::filters::{ContractFilter, TaskFilter, TimelineFilter};
@@ -9,7 +9,9 @@ use super::types::history_event::{HistoryEventConnection, timeline_connection};
 use super::types::task::{Task, TaskConnection, task_connection};
 use super::types::viewer::Viewer;
 use super::{app, connection::TotalCount, owner, parse_id, viewer};
+use crate::entities::contract;
 use crate::store::OwnerScope;
+use crate::store::keyset::Window;
 use crate::store::{checkpoints, contracts, tasks};
 
 /// Root single fetches read their row directly: a DataLoader would only add its batching
@@ -49,21 +51,27 @@ impl Query {
         before: Option<String>,
         filter: Option<ContractFilter>,
     ) -> Result<ContractConnection> {
-        let window = PageArgs::new(first, after, last, before).window_of(|k: ContractKey| k.0)?;
         let store = app(ctx).store.clone();
         let owner_id = owner(ctx)?;
         let filter = filter.unwrap_or_default().into_store();
-        let page = contracts::page(OwnerScope::new(store.db(), owner_id), &filter, &window).await?;
-        let total = TotalCount::new(move || {
-            let (store, filter) = (store.clone(), filter.clone());
-            async move { contracts::count(OwnerScope::new(store.db(), owner_id), &filter).await }
-        });
-        Ok(ContractConnection::build(
-            page,
-            |c| ContractKey(c.id).encode(),
+        let read = |window: Window<ContractKey>| async move {
+            let window = window.map(|k| k.0);
+            let page =
+                contracts::page(OwnerScope::new(store.db(), owner_id), &filter, &window).await?;
+            let total = TotalCount::new(move || {
+                let (store, filter) = (store.clone(), filter.clone());
+                async move { contracts::count(OwnerScope::new(store.db(), owner_id), &filter).await }
+            });
+            Ok((page, total))
+        };
+        let args = PageArgs::new(first, after, last, before);
+        Ok(resolve(
+            &args,
+            read,
+            |c: &contract::Model| ContractKey(c.id),
             Contract,
-            total,
-        ))
+        )
+        .await?)
     }
 
     /// A task by id; null when it does not exist or belongs to another owner.

@@ -1,46 +1,16 @@
-//! API keys: random 256-bit secrets, stored as their SHA-256, looked up by hash with a
-//! short cache so that auth costs no database round trip on most requests.
+//! Request authentication: an API key is looked up by its hash (`domain::keys`), with
+//! a short cache so that auth costs no database round trip on most requests.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-
 use crate::domain::Viewer;
+use crate::domain::keys::hash as hash_key;
 use crate::error::{AppError, AppResult};
-use crate::store::OwnerScope;
 use crate::store::{Store, owners};
 
 const CACHE_TTL: Duration = Duration::from_secs(30);
-const KEY_PREFIX: &str = "mk_";
-
-pub fn generate_key() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
-pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
-/// Creates the owner if needed and a new key for it; returns the key (shown once).
-pub async fn create_key(store: &Store, owner: &str) -> AppResult<String> {
-    crate::domain::limits::name("owner", owner)?;
-    let txn = store.begin_write().await?;
-    let owner = match owners::find_by_name(&txn, owner).await? {
-        Some(o) => o,
-        None => owners::insert(&txn, owner).await?,
-    };
-    let key = generate_key();
-    owners::insert_key(OwnerScope::new(&txn, owner.id), &hash_key(&key)).await?;
-    txn.commit().await?;
-    Ok(key)
-}
 
 /// Resolves API keys to owners.
 pub struct Authenticator {

@@ -15,8 +15,8 @@ use tracing::Instrument;
 
 use super::AppState;
 use super::auth::key_from_headers;
-use crate::error::AppError;
-use crate::graphql::extension::{PARSE_FAILED, VALIDATION_FAILED, nesting_code};
+use crate::error::{AppError, ErrorCode};
+use crate::graphql::extension::nesting_code;
 use crate::graphql::{nesting, request_data};
 
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -102,9 +102,15 @@ fn json_response(status: StatusCode, media: &'static str, body: Vec<u8>) -> Resp
 }
 
 /// A request that never reached execution.
-fn error_response(status: StatusCode, media: &'static str, message: &str, code: &str) -> Response {
-    let body =
-        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+fn error_response(
+    status: StatusCode,
+    media: &'static str,
+    message: &str,
+    code: ErrorCode,
+) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code.as_str() } }]
+    });
     json_response(status, media, body.to_string().into_bytes())
 }
 
@@ -114,14 +120,17 @@ fn app_error_response(err: AppError, media: &'static str) -> Response {
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
-    if let AppError::Internal(detail) = &err {
-        tracing::error!(%detail, "internal error");
-    }
+    err.log();
     error_response(status, media, &err.public_message(), err.code())
 }
 
 fn bad_request(media: &'static str, message: &str) -> Response {
-    error_response(StatusCode::BAD_REQUEST, media, message, "BAD_REQUEST")
+    error_response(
+        StatusCode::BAD_REQUEST,
+        media,
+        message,
+        ErrorCode::BadRequest,
+    )
 }
 
 /// Whether the operation a request runs is a mutation (a document that does not
@@ -143,7 +152,7 @@ fn is_mutation(doc: Option<&ExecutableDocument>, operation_name: Option<&str>) -
 
 /// A document refused before it was parsed: the status the GraphQL-over-HTTP spec
 /// gives a document error (400 under graphql-response+json, 200 under json).
-fn document_error(media: &'static str, message: &str, code: &str) -> Response {
+fn document_error(media: &'static str, message: &str, code: ErrorCode) -> Response {
     let status = if media == GRAPHQL_RESPONSE {
         StatusCode::BAD_REQUEST
     } else {
@@ -180,13 +189,13 @@ pub(super) fn complete_codes(errors: &mut [ServerError]) {
             .is_some_and(|e| e.get("code").is_some());
         if !has_code {
             let code = if err.path.is_empty() {
-                VALIDATION_FAILED
+                ErrorCode::GraphqlValidationFailed
             } else {
-                "BAD_USER_INPUT"
+                ErrorCode::BadUserInput
             };
             err.extensions
                 .get_or_insert_with(Default::default)
-                .set("code", Value::from(code));
+                .set("code", Value::from(code.as_str()));
         }
     }
 }
@@ -199,7 +208,7 @@ fn get_fields(raw: Option<&str>, media: &'static str) -> Result<Fields, Box<Resp
             StatusCode::URI_TOO_LONG,
             media,
             "the query string is longer than 32 KiB; send the request by POST",
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
         )));
     }
     let params = GetParams::parse(raw).map_err(|msg| Box::new(bad_request(media, msg)))?;
@@ -233,7 +242,7 @@ async fn post_fields(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
             "send the request as application/json",
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
         )));
     }
     let bytes =
@@ -244,7 +253,7 @@ async fn post_fields(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     media,
                     "request body is larger than 1 MiB",
-                    "BAD_REQUEST",
+                    ErrorCode::BadRequest,
                 )));
             }
             Err(_) => {
@@ -252,7 +261,7 @@ async fn post_fields(
                     StatusCode::REQUEST_TIMEOUT,
                     media,
                     "the request body did not arrive in time",
-                    "BAD_REQUEST",
+                    ErrorCode::BadRequest,
                 );
                 res.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -334,7 +343,7 @@ pub async fn graphql(
             StatusCode::METHOD_NOT_ALLOWED,
             media,
             "mutations must be sent with POST",
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
         );
         res.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -362,7 +371,11 @@ pub async fn graphql(
     let failed_before_running = response.data == Value::Null
         && response.errors.iter().any(|e| {
             let code = e.extensions.as_ref().and_then(|x| x.get("code"));
-            matches!(code, Some(Value::String(c)) if c == PARSE_FAILED || c == VALIDATION_FAILED)
+            let before_running = [
+                ErrorCode::GraphqlParseFailed,
+                ErrorCode::GraphqlValidationFailed,
+            ];
+            matches!(code, Some(Value::String(c)) if before_running.iter().any(|b| c == b.as_str()))
         });
     let status = if failed_before_running && media == GRAPHQL_RESPONSE {
         StatusCode::BAD_REQUEST

@@ -240,6 +240,16 @@ impl Chains {
         self.view_of(db, &row, row.length).await
     }
 
+    /// As `view`, for a head row the caller has already read (one read for a batch of
+    /// heads).
+    pub async fn view_of_head(
+        &self,
+        db: &impl ConnectionTrait,
+        head: &conversation::Model,
+    ) -> AppResult<View> {
+        self.view_of(db, head, head.length).await
+    }
+
     /// The first `length` messages of the conversation through `segment` (a snapshot).
     pub async fn snapshot(
         &self,

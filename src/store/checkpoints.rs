@@ -108,14 +108,8 @@ pub async fn first_per_task(
     from_end: bool,
 ) -> AppResult<Vec<Model>> {
     let (db, owner_id) = scope.parts();
-    keyset::per_parent::<ByNumber>(
-        db,
-        of_tasks(owner_id, task_ids),
-        Column::TaskId,
-        limit,
-        from_end,
-    )
-    .await
+    let base = Entity::find().filter(Column::OwnerId.eq(owner_id));
+    keyset::per_parent::<ByNumber>(db, base, Column::TaskId, task_ids, limit, from_end).await
 }
 
 fn of_contract(owner_id: Uuid, contract_id: Uuid) -> Select<Entity> {

@@ -6,6 +6,8 @@
 //! messages, and a page costs O(page + chain depth).
 
 use super::OwnerScope;
+use std::collections::HashMap;
+
 use sea_orm::sea_query::{Condition, Order};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
@@ -184,26 +186,94 @@ pub async fn page(
             .filter(message::Column::Phase.eq(phase));
         return keyset::page::<ByPosition>(db, base, window).await;
     }
+    let (from, to) = bounds(view.length, window);
+    let items = range(OwnerScope::new(db, owner_id), view, from, to).await?;
+    Ok(paged(items, view.length, from, to))
+}
+
+/// The positions `from..to` a window covers in a conversation of `length` messages
+/// (positions are dense, so this is arithmetic).
+pub fn bounds(length: i32, window: &Window<i32>) -> (i32, i32) {
     let lo = window
         .after
         .map_or(0, |a| a.saturating_add(1).max(0))
-        .min(view.length);
-    let hi = window
-        .before
-        .map_or(view.length, |b| b.clamp(0, view.length))
-        .max(lo);
+        .min(length);
+    let hi = window.before.map_or(length, |b| b.clamp(0, length)).max(lo);
     let limit = window.limit.min(i32::MAX as u64) as i32;
-    let (from, to) = if window.from_end {
+    if window.from_end {
         ((hi - limit).max(lo), hi)
     } else {
         (lo, lo.saturating_add(limit).min(hi))
-    };
-    let items = range(OwnerScope::new(db, owner_id), view, from, to).await?;
-    Ok(Paged {
+    }
+}
+
+fn paged(items: Vec<message::Model>, length: i32, from: i32, to: i32) -> Paged<message::Model> {
+    Paged {
         items,
         has_previous: from > 0,
-        has_next: to < view.length,
-    })
+        has_next: to < length,
+    }
+}
+
+/// Views per statement of `pages`, to bound the size of one statement.
+const VIEWS_PER_STATEMENT: usize = 100;
+
+/// A page of each view (`window` has no phase filter), in one statement per 100 views:
+/// one condition over every view's ranges, the rows then dealt back to their views.
+pub async fn pages(
+    scope: OwnerScope<'_, impl ConnectionTrait>,
+    views: &[&View],
+    window: &Window<i32>,
+) -> AppResult<Vec<Paged<message::Model>>> {
+    let (db, owner_id) = scope.parts();
+    let mut out = Vec::with_capacity(views.len());
+    for chunk in views.chunks(VIEWS_PER_STATEMENT) {
+        let reads: Vec<_> = chunk
+            .iter()
+            .map(|view| {
+                let (from, to) = bounds(view.length, window);
+                let ranges = if from < to {
+                    view.ranges_between(from, to)
+                } else {
+                    vec![]
+                };
+                (ranges, from, to)
+            })
+            .collect();
+        let terms: Vec<Condition> = reads
+            .iter()
+            .flat_map(|(ranges, _, _)| ranges.iter())
+            .map(|&(segment, lo, hi)| {
+                Condition::all()
+                    .add(message::Column::ConversationId.eq(segment))
+                    .add(message::Column::Position.gte(lo))
+                    .add(message::Column::Position.lt(hi))
+            })
+            .collect();
+        let mut rows: HashMap<(Uuid, i32), message::Model> = if terms.is_empty() {
+            HashMap::new()
+        } else {
+            message::Entity::find()
+                .filter(message::Column::OwnerId.eq(owner_id))
+                .filter(balanced_any(terms))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|m| ((m.conversation_id, m.position), m))
+                .collect()
+        };
+        for ((ranges, from, to), view) in reads.into_iter().zip(chunk) {
+            // Views may share segments (forks, rewinds), so rows are cloned, not moved.
+            let items = ranges
+                .iter()
+                .flat_map(|&(segment, lo, hi)| (lo..hi).map(move |pos| (segment, pos)))
+                .filter_map(|key| rows.get(&key).cloned())
+                .collect();
+            out.push(paged(items, view.length, from, to));
+        }
+        rows.clear();
+    }
+    Ok(out)
 }
 
 pub async fn count_phase(

@@ -60,7 +60,7 @@ pub async fn insert(db: &impl ConnectionTrait, event: NewEvent) -> AppResult<Mod
 }
 
 /// Which events a timeline read returns (besides the owner, always applied).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TimelineFilter {
     pub contract_id: Option<Uuid>,
     pub task_id: Option<Uuid>,
@@ -176,6 +176,28 @@ pub async fn page(
         window,
     )
     .await
+}
+
+/// The first or last `limit + 1` events of each contract matching `filter` (whose own
+/// `contract_id` is left out), in one statement.
+pub async fn first_per_contract(
+    scope: OwnerScope<'_, impl ConnectionTrait>,
+    contract_ids: &[Uuid],
+    filter: &TimelineFilter,
+    limit: u64,
+    from_end: bool,
+) -> AppResult<Vec<Model>> {
+    let (db, owner_id) = scope.parts();
+    if filter.types.as_ref().is_some_and(|t| t.is_empty()) {
+        return Ok(vec![]);
+    }
+    let filter = TimelineFilter {
+        contract_id: None,
+        ..filter.clone()
+    };
+    let base = visible(db.get_database_backend(), owner_id, &filter);
+    keyset::per_parent::<ByCursor>(db, base, Column::ContractId, contract_ids, limit, from_end)
+        .await
 }
 
 pub async fn count(

@@ -2,11 +2,12 @@
 //! the start and a million rows in, and `has_previous`/`has_next` are exact in both
 //! directions.
 
-use sea_orm::sea_query::{Asterisk, Condition, Expr, ExprTrait, Order, Query, WindowStatement};
+use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, Order, Query, UnionType};
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Select,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
+use uuid::Uuid;
 
 use crate::error::AppResult;
 
@@ -27,6 +28,16 @@ impl<K> Window<K> {
             before: None,
             limit,
             from_end: false,
+        }
+    }
+
+    /// The same window over another spelling of the key.
+    pub fn map<U>(self, f: impl Fn(K) -> U) -> Window<U> {
+        Window {
+            after: self.after.map(&f),
+            before: self.before.map(&f),
+            limit: self.limit,
+            from_end: self.from_end,
         }
     }
 }
@@ -77,37 +88,90 @@ pub trait Keyset {
     }
 }
 
+/// Parents per statement of `per_parent`: SQLite allows 500 terms in a compound select.
+const PARENTS_PER_STATEMENT: usize = 100;
+
 /// The first (or last) `limit + 1` rows of each parent's list in one statement, for
-/// DataLoaders: a page of 100 parents costs one query, not 100. Rows come back in list
+/// DataLoaders: a page of 100 parents costs one query, not 100. Each parent's rows are
+/// one index range read with its own `LIMIT`, joined by `UNION ALL` (a window function
+/// over the parents would read every row of every parent). Rows come back in list
 /// order within each parent; the extra row tells the caller that more exist.
 pub async fn per_parent<S: Keyset>(
     db: &impl ConnectionTrait,
     base: Select<S::Entity>,
     parent: <S::Entity as EntityTrait>::Column,
+    parents: &[Uuid],
     limit: u64,
     from_end: bool,
 ) -> AppResult<Vec<<S::Entity as EntityTrait>::Model>> {
     let order = if from_end { Order::Desc } else { Order::Asc };
-    let mut window = WindowStatement::partition_by(parent);
-    for col in S::order_columns() {
-        window.order_by(col, order.clone());
+    let backend = db.get_database_backend();
+    let mut rows = Vec::new();
+    for chunk in parents.chunks(PARENTS_PER_STATEMENT) {
+        let member = |i: usize, id: Uuid| {
+            let inner = S::order(base.clone().filter(parent.eq(id)), order.clone())
+                .limit(limit + 1)
+                .into_query();
+            Query::select()
+                .column(Asterisk)
+                .from_subquery(inner, Alias::new(format!("p{i}")))
+                .to_owned()
+        };
+        let mut statement = member(0, chunk[0]);
+        for (i, &id) in chunk.iter().enumerate().skip(1) {
+            statement.union(UnionType::All, member(i, id));
+        }
+        // Members are not guaranteed to come back in order, nor their rows.
+        statement.order_by_expr(Expr::col(parent), Order::Asc);
+        for col in S::order_columns() {
+            statement.order_by_expr(Expr::col(col), order.clone());
+        }
+        let stmt = backend.build(&statement);
+        rows.extend(
+            <S::Entity as EntityTrait>::Model::find_by_statement(stmt)
+                .all(db)
+                .await?,
+        );
     }
-    let mut inner = base.into_query();
-    inner.expr_window_as(Expr::cust("ROW_NUMBER()"), window, "page_rank");
-    let outer = Query::select()
-        .column(Asterisk)
-        .from_subquery(inner, "ranked")
-        .and_where(Expr::col("page_rank").lte(limit as i64 + 1))
-        .order_by("page_rank", Order::Asc)
-        .to_owned();
-    let stmt = db.get_database_backend().build(&outer);
-    let mut rows = <S::Entity as EntityTrait>::Model::find_by_statement(stmt)
-        .all(db)
-        .await?;
     if from_end {
         rows.reverse();
     }
     Ok(rows)
+}
+
+/// Splits the rows of `per_parent` into one page per parent, in `parents`' order.
+pub fn pages_per_parent<T>(
+    rows: Vec<T>,
+    parent_of: impl Fn(&T) -> Uuid,
+    parents: &[Uuid],
+    limit: u64,
+    from_end: bool,
+) -> Vec<(Uuid, Paged<T>)> {
+    let mut by_parent: std::collections::HashMap<Uuid, Vec<T>> = Default::default();
+    for row in rows {
+        by_parent.entry(parent_of(&row)).or_default().push(row);
+    }
+    parents
+        .iter()
+        .map(|&id| {
+            let mut items = by_parent.remove(&id).unwrap_or_default();
+            let more = items.len() as u64 > limit;
+            if more {
+                // The extra row is the one farthest from the end read from.
+                if from_end {
+                    items.remove(0);
+                } else {
+                    items.pop();
+                }
+            }
+            let page = Paged {
+                items,
+                has_previous: more && from_end,
+                has_next: more && !from_end,
+            };
+            (id, page)
+        })
+        .collect()
 }
 
 /// Reads one page of `base` (already filtered to the list's rows).

@@ -147,6 +147,14 @@ impl Store {
         self.chains.view(&self.db, head).await
     }
 
+    /// As `conversation`, for a head row already read.
+    pub async fn conversation_of(
+        &self,
+        head: &crate::entities::conversation::Model,
+    ) -> AppResult<conversations::View> {
+        self.chains.view_of_head(&self.db, head).await
+    }
+
     /// As `conversation`, with the head's row read in `conn` (a transaction's own view
     /// of its length); the chain behind it still comes from memory.
     pub async fn conversation_in(

@@ -20,6 +20,15 @@ pub async fn find_by_name(
         .await?)
 }
 
+/// The owner named `name`, inserted when there is none. Names are unique, so of two
+/// racing first inserts one fails rather than making a second owner.
+pub async fn find_or_insert(db: &impl ConnectionTrait, name: &str) -> AppResult<owner::Model> {
+    match find_by_name(db, name).await? {
+        Some(owner) => Ok(owner),
+        None => insert(db, name).await,
+    }
+}
+
 pub async fn insert(db: &impl ConnectionTrait, name: &str) -> AppResult<owner::Model> {
     let model = owner::ActiveModel {
         id: Set(Uuid::now_v7()),

@@ -65,6 +65,25 @@ pub async fn page(
     keyset::page::<BySequence>(db, of_task(owner_id, task_id, types), window).await
 }
 
+/// The first or last `limit + 1` events of each task, in one statement.
+pub async fn first_per_task(
+    scope: OwnerScope<'_, impl ConnectionTrait>,
+    task_ids: &[Uuid],
+    types: Option<&[TaskEventType]>,
+    limit: u64,
+    from_end: bool,
+) -> AppResult<Vec<Model>> {
+    let (db, owner_id) = scope.parts();
+    if types.is_some_and(|t| t.is_empty()) {
+        return Ok(vec![]);
+    }
+    let mut base = Entity::find().filter(Column::OwnerId.eq(owner_id));
+    if let Some(types) = types {
+        base = base.filter(Column::EventType.is_in(types.iter().map(|t| t.as_str())));
+    }
+    keyset::per_parent::<BySequence>(db, base, Column::TaskId, task_ids, limit, from_end).await
+}
+
 pub async fn count(
     scope: OwnerScope<'_, impl ConnectionTrait>,
     task_id: Uuid,

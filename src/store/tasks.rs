@@ -130,7 +130,7 @@ pub async fn paths_used_by_other_owner(
     Ok(n > 0)
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TaskFilter {
     pub contract_id: Option<Uuid>,
     pub parent_task_id: Option<Uuid>,
@@ -182,6 +182,24 @@ pub async fn page(
 ) -> AppResult<Paged<Model>> {
     let (db, owner_id) = scope.parts();
     keyset::page::<ById>(db, filtered(owner_id, filter), window).await
+}
+
+/// The first or last `limit + 1` tasks of each contract matching `filter` (whose own
+/// `contract_id` is left out), in one statement.
+pub async fn first_per_contract(
+    scope: OwnerScope<'_, impl ConnectionTrait>,
+    contract_ids: &[Uuid],
+    filter: &TaskFilter,
+    limit: u64,
+    from_end: bool,
+) -> AppResult<Vec<Model>> {
+    let (db, owner_id) = scope.parts();
+    let filter = TaskFilter {
+        contract_id: None,
+        ..filter.clone()
+    };
+    let base = filtered(owner_id, &filter);
+    keyset::per_parent::<ById>(db, base, Column::ContractId, contract_ids, limit, from_end).await
 }
 
 pub async fn count(

@@ -20,7 +20,8 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use makima::domain::App;
-use makima::server::{AppState, auth, router};
+use makima::domain::keys;
+use makima::server::{AppState, router};
 use makima::store::{Store, StoreOptions};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -91,7 +92,7 @@ impl TestApp {
         let app = makima::open(&url, pool, &workspace)
             .await
             .expect("open makima");
-        let key = auth::create_key(&app.store, "alice").await.expect("key");
+        let key = keys::create(&app.store, "alice").await.expect("key").key;
         let state = AppState::new(app.clone());
         let router = router(state.clone());
         Self {
@@ -111,7 +112,7 @@ impl TestApp {
 
     /// A key for another owner.
     pub async fn key_for(&self, owner: &str) -> String {
-        auth::create_key(&self.app.store, owner).await.expect("key")
+        keys::create(&self.app.store, owner).await.expect("key").key
     }
 
     pub async fn request(&self, req: Request<Body>) -> Reply {

@@ -9,14 +9,15 @@ use super::message::MessageConnection;
 use super::supervisor::Supervisor;
 use super::task::{TaskConnection, conversation_connection, task_connection};
 use crate::domain::contracts::phases_of;
-use crate::entities::contract;
 use crate::entities::kinds::ContractStatus;
+use crate::entities::{checkpoint, contract};
 use crate::error::AppError;
-use crate::graphql::connection::{PageArgs, TotalCount, connection, page_cost};
-use crate::graphql::cursor::{CheckpointKey, Cursor};
+use crate::graphql::connection::{PageArgs, TotalCount, connection, page_cost, resolve};
+use crate::graphql::cursor::CheckpointKey;
 use crate::graphql::{app, loaders, owner, to_id};
 use crate::store::OwnerScope;
 use crate::store::checkpoints;
+use crate::store::keyset::Window;
 
 /// A multi-phase project driven by a supervisor agent.
 pub struct Contract(pub contract::Model);
@@ -138,24 +139,30 @@ impl Contract {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<CheckpointConnection> {
-        let window = PageArgs::new(first, after, last, before).window_of(|k: CheckpointKey| k.0)?;
         let store = app(ctx).store.clone();
         let (owner_id, contract_id) = (owner(ctx)?, self.0.id);
-        let page =
-            checkpoints::contract_page(OwnerScope::new(store.db(), owner_id), contract_id, &window)
-                .await?;
-        let total = TotalCount::new(move || {
-            let store = store.clone();
-            async move {
-                checkpoints::count_of_contract(OwnerScope::new(store.db(), owner_id), contract_id)
+        let read = |window: Window<CheckpointKey>| async move {
+            let window = window.map(|k| k.0);
+            let page = checkpoints::contract_page(
+                OwnerScope::new(store.db(), owner_id),
+                contract_id,
+                &window,
+            )
+            .await?;
+            let total = TotalCount::new(move || {
+                let store = store.clone();
+                async move {
+                    checkpoints::count_of_contract(
+                        OwnerScope::new(store.db(), owner_id),
+                        contract_id,
+                    )
                     .await
-            }
-        });
-        Ok(CheckpointConnection::build(
-            page,
-            |c| CheckpointKey(c.id).encode(),
-            Checkpoint,
-            total,
-        ))
+                }
+            });
+            Ok((page, total))
+        };
+        let args = PageArgs::new(first, after, last, before);
+        let key = |c: &checkpoint::Model| CheckpointKey(c.id);
+        Ok(resolve(&args, read, key, Checkpoint).await?)
     }
 }

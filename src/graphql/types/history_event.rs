@@ -5,11 +5,13 @@ use super::{contract::Contract, task::Task};
 use crate::entities::history_event;
 use crate::entities::kinds::HistoryEventType;
 use crate::error::AppResult;
-use crate::graphql::connection::{PageArgs, TotalCount, connection};
+use crate::graphql::connection::{PageArgs, TotalCount, connection, resolve};
 use crate::graphql::cursor::Cursor;
+use crate::graphql::loaders::{PageKey, batched};
 use crate::graphql::{app, json, loaders, owner, to_id};
 use crate::store::OwnerScope;
 use crate::store::history::{self, TimelineCursor, TimelineFilter};
+use crate::store::keyset::Window;
 
 /// One thing that happened, on the unified timeline.
 pub struct HistoryEvent(pub history_event::Model);
@@ -21,26 +23,35 @@ connection!(
     "history events"
 );
 
-/// A page of the viewer's timeline matching `filter`.
+/// A page of the viewer's timeline matching `filter`. The first or last page of a
+/// contract's slice is read with those of the other contracts of the response.
 pub async fn timeline_connection(
     ctx: &Context<'_>,
     args: PageArgs,
     filter: TimelineFilter,
 ) -> AppResult<HistoryEventConnection> {
-    let window = args.window::<TimelineCursor>()?;
     let store = app(ctx).store.clone();
     let owner_id = owner(ctx)?;
-    let page = history::page(OwnerScope::new(store.db(), owner_id), &filter, &window).await?;
-    let total = TotalCount::new(move || {
-        let (store, filter) = (store.clone(), filter.clone());
-        async move { history::count(OwnerScope::new(store.db(), owner_id), &filter).await }
-    });
-    Ok(HistoryEventConnection::build(
-        page,
-        |e| TimelineCursor::of(e).encode(),
-        HistoryEvent,
-        total,
-    ))
+    let read = |window: Window<TimelineCursor>| async move {
+        // The parent, not the filter, says which contract.
+        let siblings = TimelineFilter {
+            contract_id: None,
+            ..filter.clone()
+        };
+        let key = filter
+            .contract_id
+            .and_then(|contract| PageKey::of(contract, siblings, &window));
+        let page = match key {
+            Some(key) => batched(loaders(ctx).contract_history.load_one(key).await?)?,
+            None => history::page(OwnerScope::new(store.db(), owner_id), &filter, &window).await?,
+        };
+        let total = TotalCount::new(move || {
+            let (store, filter) = (store.clone(), filter.clone());
+            async move { history::count(OwnerScope::new(store.db(), owner_id), &filter).await }
+        });
+        Ok((page, total))
+    };
+    resolve(&args, read, TimelineCursor::of, HistoryEvent).await
 }
 
 /// One thing that happened, on the unified timeline.

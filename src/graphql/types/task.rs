@@ -9,12 +9,14 @@ use super::fork_origin::ForkOrigin;
 use super::message::{Message, MessageConnection};
 use super::task_event::{TaskEvent, TaskEventConnection};
 use crate::entities::kinds::TaskStatus;
-use crate::entities::task;
-use crate::error::{AppError, AppResult};
-use crate::graphql::connection::{PageArgs, TotalCount, connection, page_cost};
-use crate::graphql::cursor::{CheckpointNumber, Cursor};
+use crate::entities::{checkpoint, message, task, task_event};
+use crate::error::AppResult;
+use crate::graphql::connection::{PageArgs, TotalCount, connection, page_cost, resolve};
+use crate::graphql::cursor::CheckpointNumber;
+use crate::graphql::loaders::{PageKey, batched};
 use crate::graphql::{app, loaders, owner, to_id};
 use crate::store::OwnerScope;
+use crate::store::keyset::Window;
 use crate::store::{checkpoints, conversations, task_events, tasks};
 
 /// An agent run: its status, git worktree, conversation, output and checkpoints.
@@ -22,7 +24,9 @@ pub struct Task(pub task::Model);
 
 connection!(TaskConnection, TaskEdge, Task, "tasks");
 
-/// Lists tasks matching `filter` (already scoped by the caller) as a connection.
+/// Lists tasks matching `filter` (already scoped by the caller) as a connection. The
+/// first or last page of a contract's tasks is read with those of the other contracts
+/// of the response.
 pub async fn task_connection(
     ctx: &Context<'_>,
     args: PageArgs,
@@ -30,53 +34,64 @@ pub async fn task_connection(
 ) -> AppResult<TaskConnection> {
     let store = app(ctx).store.clone();
     let owner_id = owner(ctx)?;
-    let page = tasks::page(
-        OwnerScope::new(store.db(), owner_id),
-        &filter,
-        &args.window::<Uuid>()?,
-    )
-    .await?;
-    let total = TotalCount::new(move || {
-        let (store, filter) = (store.clone(), filter.clone());
-        async move { tasks::count(OwnerScope::new(store.db(), owner_id), &filter).await }
-    });
-    Ok(TaskConnection::build(page, |t| t.id.encode(), Task, total))
+    let read = |window: Window<Uuid>| async move {
+        // The parent, not the filter, says which contract.
+        let siblings = tasks::TaskFilter {
+            contract_id: None,
+            ..filter.clone()
+        };
+        let key = filter
+            .contract_id
+            .and_then(|contract| PageKey::of(contract, siblings, &window));
+        let page = match key {
+            Some(key) => batched(loaders(ctx).contract_tasks.load_one(key).await?)?,
+            None => tasks::page(OwnerScope::new(store.db(), owner_id), &filter, &window).await?,
+        };
+        let total = TotalCount::new(move || {
+            let (store, filter) = (store.clone(), filter.clone());
+            async move { tasks::count(OwnerScope::new(store.db(), owner_id), &filter).await }
+        });
+        Ok((page, total))
+    };
+    resolve(&args, read, |t: &task::Model| t.id, Task).await
 }
 
-/// A page of the conversation whose head segment is `head`.
+/// A page of the conversation whose head segment is `head`. Its first or last page
+/// without a phase is read with those of the other conversations of the response.
 pub async fn conversation_connection(
     ctx: &Context<'_>,
     head: Uuid,
     phase: Option<String>,
     args: PageArgs,
 ) -> AppResult<MessageConnection> {
-    let window = args.window::<i32>()?;
     let store = app(ctx).store.clone();
     let owner_id = owner(ctx)?;
-    let view = store.conversation(head).await?;
-    let page = conversations::page(
-        OwnerScope::new(store.db(), owner_id),
-        &view,
-        phase.as_deref(),
-        &window,
-    )
-    .await?;
-    let total = match phase {
-        None => TotalCount::fixed(view.length as u64),
-        Some(phase) => TotalCount::new(move || {
-            let (store, view, phase) = (store.clone(), view.clone(), phase.clone());
-            async move {
-                conversations::count_phase(OwnerScope::new(store.db(), owner_id), &view, &phase)
-                    .await
-            }
-        }),
+    let read = |window: Window<i32>| async move {
+        if let Some(key) = PageKey::of(head, (), &window).filter(|_| phase.is_none()) {
+            let (page, length) = batched(loaders(ctx).conversation_pages.load_one(key).await?)?;
+            return Ok((page, TotalCount::fixed(length as u64)));
+        }
+        let view = store.conversation(head).await?;
+        let page = conversations::page(
+            OwnerScope::new(store.db(), owner_id),
+            &view,
+            phase.as_deref(),
+            &window,
+        )
+        .await?;
+        let total = match phase {
+            None => TotalCount::fixed(view.length as u64),
+            Some(phase) => TotalCount::new(move || {
+                let (store, view, phase) = (store.clone(), view.clone(), phase.clone());
+                async move {
+                    conversations::count_phase(OwnerScope::new(store.db(), owner_id), &view, &phase)
+                        .await
+                }
+            }),
+        };
+        Ok((page, total))
     };
-    Ok(MessageConnection::build(
-        page,
-        |m| m.position.encode(),
-        Message,
-        total,
-    ))
+    resolve(&args, read, |m: &message::Model| m.position, Message).await
 }
 
 async fn load_task(ctx: &Context<'_>, id: Option<Uuid>) -> Result<Option<Task>> {
@@ -190,33 +205,41 @@ impl Task {
         before: Option<String>,
         filter: Option<TaskEventFilter>,
     ) -> Result<TaskEventConnection> {
-        let window = PageArgs::new(first, after, last, before).window::<i64>()?;
         let store = app(ctx).store.clone();
-        let (owner_id, task_id) = (owner(ctx)?, self.0.id);
+        let (owner_id, task_id, count) = (owner(ctx)?, self.0.id, self.0.event_count);
         let types = filter.and_then(|f| f.types);
-        let page = task_events::page(
-            OwnerScope::new(store.db(), owner_id),
-            task_id,
-            types.as_deref(),
-            &window,
-        )
-        .await?;
-        let total = match types {
-            None => TotalCount::fixed(self.0.event_count as u64),
-            Some(types) => TotalCount::new(move || {
-                let (store, types) = (store.clone(), types.clone());
-                async move {
-                    task_events::count(OwnerScope::new(store.db(), owner_id), task_id, Some(&types))
-                        .await
+        let read = |window: Window<i64>| async move {
+            let page = match PageKey::of(task_id, types.clone(), &window) {
+                Some(key) => batched(loaders(ctx).task_events.load_one(key).await?)?,
+                None => {
+                    let types = types.as_deref();
+                    task_events::page(
+                        OwnerScope::new(store.db(), owner_id),
+                        task_id,
+                        types,
+                        &window,
+                    )
+                    .await?
                 }
-            }),
+            };
+            let total = match types {
+                None => TotalCount::fixed(count as u64),
+                Some(types) => TotalCount::new(move || {
+                    let (store, types) = (store.clone(), types.clone());
+                    async move {
+                        task_events::count(
+                            OwnerScope::new(store.db(), owner_id),
+                            task_id,
+                            Some(&types),
+                        )
+                        .await
+                    }
+                }),
+            };
+            Ok((page, total))
         };
-        Ok(TaskEventConnection::build(
-            page,
-            |e| e.sequence.encode(),
-            TaskEvent,
-            total,
-        ))
+        let args = PageArgs::new(first, after, last, before);
+        Ok(resolve(&args, read, |e: &task_event::Model| e.sequence, TaskEvent).await?)
     }
     /// The task's checkpoints in the order they were taken.
     #[graphql(complexity = "page_cost(first, last, child_complexity)")]
@@ -228,27 +251,22 @@ impl Task {
         last: Option<i32>,
         before: Option<String>,
     ) -> Result<CheckpointConnection> {
-        let window =
-            PageArgs::new(first, after, last, before).window_of(|k: CheckpointNumber| k.0)?;
         let store = app(ctx).store.clone();
-        let (owner_id, task_id) = (owner(ctx)?, self.0.id);
-        let page = if window.after.is_none() && window.before.is_none() {
-            let key = (task_id, window.limit, window.from_end);
-            loaders(ctx)
-                .checkpoint_pages
-                .load_one(key)
-                .await?
-                .ok_or_else(|| AppError::internal("checkpoint page missing"))?
-        } else {
-            checkpoints::task_page(OwnerScope::new(store.db(), owner_id), task_id, &window).await?
+        let (owner_id, task_id, count) = (owner(ctx)?, self.0.id, self.0.checkpoint_count);
+        let read = |window: Window<CheckpointNumber>| async move {
+            let page = match PageKey::of(task_id, (), &window) {
+                Some(key) => batched(loaders(ctx).task_checkpoints.load_one(key).await?)?,
+                None => {
+                    let window = window.map(|k| k.0);
+                    checkpoints::task_page(OwnerScope::new(store.db(), owner_id), task_id, &window)
+                        .await?
+                }
+            };
+            Ok((page, TotalCount::fixed(count as u64)))
         };
-        let total = TotalCount::fixed(self.0.checkpoint_count as u64);
-        Ok(CheckpointConnection::build(
-            page,
-            |c| CheckpointNumber(c.number).encode(),
-            Checkpoint,
-            total,
-        ))
+        let args = PageArgs::new(first, after, last, before);
+        let key = |c: &checkpoint::Model| CheckpointNumber(c.number);
+        Ok(resolve(&args, read, key, Checkpoint).await?)
     }
     /// When the task was created.
     async fn created_at(&self) -> DateTime<Utc> {

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::outbox::{Outbox, TOO_SLOW, TOO_SLOW_REASON};
 use super::protocol::{self, ClientMessage, Protocol, close};
 use super::registry::{DEFAULT_QUEUE_BYTES, Registered};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::graphql::request_data;
 use crate::server::AppState;
 
@@ -176,7 +176,8 @@ async fn handshake(
         Err(AppError::Unauthenticated) => {
             let message = AppError::Unauthenticated.public_message();
             if conn.protocol == Protocol::Legacy {
-                let refusal = protocol::connection_error(&message, "UNAUTHENTICATED");
+                let refusal =
+                    protocol::connection_error(&message, AppError::Unauthenticated.code());
                 if !conn.send(refusal).await {
                     return None;
                 }
@@ -185,7 +186,7 @@ async fn handshake(
                 .await
         }
         Err(err) => {
-            let _: async_graphql::Error = err.into(); // logs the detail
+            err.log();
             conn.close(close::INTERNAL, "internal server error").await
         }
     }
@@ -240,9 +241,9 @@ async fn operate(
                             old.abort();
                         }
                         if running.len() >= MAX_OPERATIONS {
-                            let err = crate::graphql::extension::with_code(
-                                async_graphql::ServerError::new("too many operations on one connection", None),
-                                "BAD_REQUEST",
+                            let err = crate::graphql::error::server_error(
+                                "too many operations on one connection",
+                                ErrorCode::BadRequest,
                             );
                             let (text, _) = protocol::result(conn.protocol, &id, &Response::from_errors(vec![err]));
                             if !conn.send(text).await { break }

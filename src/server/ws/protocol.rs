@@ -6,6 +6,8 @@ use async_graphql::{Response, ServerError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::ErrorCode;
+
 /// Close codes of graphql-transport-ws (the legacy protocol uses 4403 too).
 pub mod close {
     pub const NORMAL: u16 = 1000;
@@ -156,8 +158,9 @@ pub fn complete(id: &str) -> String {
 }
 
 /// The legacy protocol's refusal of a `connection_init`.
-pub fn connection_error(message: &str, code: &str) -> String {
-    let payload = serde_json::json!({ "message": message, "extensions": { "code": code } });
+pub fn connection_error(message: &str, code: ErrorCode) -> String {
+    let payload =
+        serde_json::json!({ "message": message, "extensions": { "code": code.as_str() } });
     text(&ServerMessage::ConnectionError { payload: &payload })
 }
 
