@@ -162,7 +162,7 @@ pub async fn load(app: &App) -> AppResult<String> {
                 v,
                 task.id,
                 NewCheckpoint {
-                    commit_sha: format!("{sha}{i}{}", &task.id.simple().to_string()[..8]),
+                    commit_sha: format!("{sha}{i}{}", &task.id.0.simple().to_string()[..8]),
                     message: format!("{task_name}: step {}", i + 1),
                     branch: None,
                     files_changed: Some(json!(["src/limiter.rs"])),

@@ -9,6 +9,7 @@ use std::time::Instant;
 use common::TestApp;
 use makima::domain::ingest::{self, NewMessage};
 use makima::domain::rewind::{self, Rewind};
+use makima::entities::ids::TaskId;
 use makima::entities::kinds::MessageRole;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -26,7 +27,7 @@ async fn thousands_of_rewinds_stay_within_the_budget_and_cheap() {
     let store = &t.app.store;
     store.chains().set_budget(BUDGET);
     let (contract, task) = t.create_contract("deep").await;
-    let task_id = Uuid::parse_str(&task).unwrap();
+    let task_id = TaskId(Uuid::parse_str(&task).unwrap());
     let viewer = t.state.auth.viewer(Some(&t.key)).await.unwrap();
 
     let mut expected: Vec<String> = Vec::new();
@@ -157,7 +158,7 @@ async fn a_tiny_budget_reads_chains_again_and_stays_correct() {
     let store = &t.app.store;
     store.chains().set_budget(1024);
     let task = t.create_task("small", None).await;
-    let task_id = Uuid::parse_str(&task).unwrap();
+    let task_id = TaskId(Uuid::parse_str(&task).unwrap());
     let viewer = t.state.auth.viewer(Some(&t.key)).await.unwrap();
     let mut expected = Vec::new();
     for i in 0..60 {

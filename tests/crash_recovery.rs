@@ -9,6 +9,7 @@ use common::TestApp;
 use common::crash::{GitTrap, Server, Stop, kill_pid};
 use common::process::Spawned;
 use gitfix::{TestRepo, git};
+use makima::entities::ids::{CodeOperationId, TaskId};
 use makima::entities::kinds::{CodeOperationKind, CodeOperationStatus};
 use makima::store::{code_operations, intents};
 use serde_json::{Value, json};
@@ -119,7 +120,7 @@ async fn assert_recorded_as_failed(t: &TestApp, task: &str, kind: &str) {
         .unwrap()
         .expect("owner")
         .id;
-    let id = Uuid::parse_str(data["codeOperationId"].as_str().unwrap()).unwrap();
+    let id = CodeOperationId(Uuid::parse_str(data["codeOperationId"].as_str().unwrap()).unwrap());
     let op = code_operations::by_id(makima::store::OwnerScope::new(t.app.store.db(), owner), id)
         .await
         .unwrap()
@@ -258,7 +259,7 @@ async fn recovery_leaves_an_operation_of_a_live_process_alone() {
 
     let t = TestApp::new().await;
     let f = fixture(&t).await;
-    let task = Uuid::parse_str(&f.task).unwrap();
+    let task = TaskId(Uuid::parse_str(&f.task).unwrap());
     let owner = makima::store::owners::find_by_name(t.app.store.db(), "alice")
         .await
         .unwrap()
@@ -266,7 +267,7 @@ async fn recovery_leaves_an_operation_of_a_live_process_alone() {
         .id;
     // An announced restore whose git step has not run yet.
     let intent = code_operation_intent::Model {
-        id: Uuid::now_v7(),
+        id: CodeOperationId::new(),
         owner_id: owner,
         task_id: task,
         kind: CodeOperationKind::Restore,

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::TestApp;
 use gitfix::TestRepo;
+use makima::entities::ids::{CodeOperationId, TaskId};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -159,9 +160,9 @@ async fn interrupted_operation(t: &TestApp, task: &str, repo: &TestRepo, commit:
         .expect("alice")
         .id;
     let intent = code_operation_intent::Model {
-        id: Uuid::now_v7(),
+        id: CodeOperationId::new(),
         owner_id: owner,
-        task_id: Uuid::parse_str(task).unwrap(),
+        task_id: TaskId(Uuid::parse_str(task).unwrap()),
         kind: makima::entities::kinds::CodeOperationKind::Restore,
         dir: repo.path(),
         commit_sha: commit.into(),

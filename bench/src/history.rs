@@ -12,10 +12,10 @@ use makima::domain::ingest::{self, NewMessage};
 use makima::domain::rewind::{self, Rewind};
 use makima::domain::tasks::{self, CreateTask};
 use makima::domain::{App, Viewer};
+use makima::entities::ids::TaskId;
 use makima::entities::kinds::MessageRole;
 use makima::store::{conversations, keyset::Window, owners};
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
-use uuid::Uuid;
 
 use crate::error::Result;
 use crate::report::Report;
@@ -40,7 +40,7 @@ async fn viewer(app: &App) -> Result<Viewer> {
     })
 }
 
-async fn task_with_messages(app: &App, v: &Viewer, n: i32) -> Result<Uuid> {
+async fn task_with_messages(app: &App, v: &Viewer, n: i32) -> Result<TaskId> {
     let (task, _) = tasks::create(
         app,
         v,
@@ -61,7 +61,7 @@ async fn task_with_messages(app: &App, v: &Viewer, n: i32) -> Result<Uuid> {
     Ok(task.id)
 }
 
-async fn append(app: &App, v: &Viewer, task: Uuid, n: i32) -> Result<()> {
+async fn append(app: &App, v: &Viewer, task: TaskId, n: i32) -> Result<()> {
     let mut left = n;
     while left > 0 {
         let batch = left.min(100);
@@ -77,7 +77,7 @@ async fn append(app: &App, v: &Viewer, task: Uuid, n: i32) -> Result<()> {
     Ok(())
 }
 
-fn rewind_one(task: Uuid) -> Rewind {
+fn rewind_one(task: TaskId) -> Rewind {
     Rewind {
         contract_id: None,
         task_id: Some(task),
@@ -87,7 +87,7 @@ fn rewind_one(task: Uuid) -> Rewind {
     }
 }
 
-fn fork_at(task: Uuid, n: i32) -> Fork {
+fn fork_at(task: TaskId, n: i32) -> Fork {
     Fork {
         task_id: task,
         checkpoint_id: None,

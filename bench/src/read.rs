@@ -11,11 +11,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use makima::entities::ids::{ContractId, TaskId};
 use makima::graphql::cursor::Cursor;
 use makima::store::history::TimelineCursor;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement, Value};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::cpu::CpuSample;
 use crate::db::BenchDb;
@@ -53,8 +53,8 @@ pub struct ReadConfig {
 
 /// The task with the longest stream and its contract.
 struct Deep {
-    task: Uuid,
-    contract: Uuid,
+    task: TaskId,
+    contract: ContractId,
     task_events: i64,
     contract_events: i64,
 }
@@ -197,8 +197,8 @@ async fn find_deep(conn: &DatabaseConnection) -> Result<Deep> {
         ))
         .await?
         .ok_or_else(|| Error::msg("the database has no tasks: seed it first"))?;
-    let task: Uuid = row.try_get("", "id")?;
-    let contract: Option<Uuid> = row.try_get("", "contract_id")?;
+    let task: TaskId = row.try_get("", "id")?;
+    let contract: Option<ContractId> = row.try_get("", "contract_id")?;
     let contract = contract.ok_or_else(|| Error::msg("the longest stream has no contract"))?;
     let task_events: i64 = row.try_get("", "event_count")?;
     let count = query_one(

@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 use makima::domain::contracts::{self, CreateContract};
 use makima::domain::tasks::{self, CreateTask};
 use makima::domain::{App, Viewer};
+use makima::entities::ids::{ContractId, HistoryEventId, OwnerId, TaskEventId, TaskId};
 use makima::entities::kinds::{HistoryEventType, TaskEventType};
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
 use crate::db::scalar;
 use crate::error::{Error, Result};
@@ -77,11 +77,12 @@ impl Plan {
     }
 }
 
-/// A task the seed created, with what its history events need.
+/// A contract (`I` = `ContractId`) or a task (`TaskId`) the seed created, with what its
+/// history events need.
 #[derive(Clone)]
-struct Seeded {
-    id: Uuid,
-    contract_id: Uuid,
+struct Seeded<I> {
+    id: I,
+    contract_id: ContractId,
     phase: String,
 }
 
@@ -130,7 +131,7 @@ pub async fn run(url: &str, workspace: &Path, plan: &Plan, report: &mut Report) 
     Ok(())
 }
 
-async fn create_contracts(app: &App, viewer: &Viewer, n: usize) -> Result<Vec<Seeded>> {
+async fn create_contracts(app: &App, viewer: &Viewer, n: usize) -> Result<Vec<Seeded<ContractId>>> {
     let mut workers = JoinSet::new();
     for w in 0..CREATE_CONCURRENCY {
         let (app, viewer) = (app.clone(), viewer.clone());
@@ -164,9 +165,9 @@ async fn create_contracts(app: &App, viewer: &Viewer, n: usize) -> Result<Vec<Se
 async fn create_tasks(
     app: &App,
     viewer: &Viewer,
-    contracts: &[Seeded],
+    contracts: &[Seeded<ContractId>],
     n: usize,
-) -> Result<Vec<Seeded>> {
+) -> Result<Vec<Seeded<TaskId>>> {
     let mut workers = JoinSet::new();
     for w in 0..CREATE_CONCURRENCY {
         let (app, viewer, contracts) = (app.clone(), viewer.clone(), contracts.to_vec());
@@ -205,10 +206,13 @@ async fn create_tasks(
     collect(workers, n).await
 }
 
-async fn collect(
-    mut workers: JoinSet<Result<Vec<(usize, Seeded)>>>,
+/// What one creating worker returns: its rows, each with its index.
+type Made<I> = Result<Vec<(usize, Seeded<I>)>>;
+
+async fn collect<I: Send + 'static>(
+    mut workers: JoinSet<Made<I>>,
     n: usize,
-) -> Result<Vec<Seeded>> {
+) -> Result<Vec<Seeded<I>>> {
     let mut all = Vec::with_capacity(n);
     while let Some(joined) = workers.join_next().await {
         all.extend(joined.map_err(|e| Error::msg(format!("seed worker: {e}")))??);
@@ -265,7 +269,12 @@ const HISTORY_COLUMNS: [&str; 8] = [
     "created_at",
 ];
 
-async fn insert_events(app: &App, owner_id: Uuid, tasks: &[Seeded], plan: &Plan) -> Result<()> {
+async fn insert_events(
+    app: &App,
+    owner_id: OwnerId,
+    tasks: &[Seeded<TaskId>],
+    plan: &Plan,
+) -> Result<()> {
     let backend = app.store.backend();
     // Generating rows and inserting them overlap: a producer task fills a short queue.
     let (tx, mut rx) = mpsc::channel::<Chunk>(4);
@@ -331,8 +340,8 @@ async fn insert_events(app: &App, owner_id: Uuid, tasks: &[Seeded], plan: &Plan)
 
 async fn produce(
     tx: mpsc::Sender<Chunk>,
-    owner_id: Uuid,
-    tasks: Vec<Seeded>,
+    owner_id: OwnerId,
+    tasks: Vec<Seeded<TaskId>>,
     plan: Plan,
 ) -> Result<()> {
     let kinds = [
@@ -370,14 +379,14 @@ async fn produce(
             chunk.task_events.extend([
                 task.id.into(),
                 seq.into(),
-                Uuid::now_v7().into(),
+                TaskEventId::new().into(),
                 owner_id.into(),
                 kind.into(),
                 event_data(kind, g, seq).into(),
                 at.into(),
             ]);
             chunk.history.extend([
-                Uuid::now_v7().into(),
+                HistoryEventId::new().into(),
                 owner_id.into(),
                 appended.into(),
                 Some(task.contract_id).into(),

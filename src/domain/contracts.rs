@@ -1,10 +1,9 @@
 //! Contracts: creation (with the supervisor), phase and status changes.
 
-use uuid::Uuid;
-
 use super::lifecycle::Lifecycle;
 use super::{App, Viewer, limits, paths};
 use crate::entities::event_data as data;
+use crate::entities::ids::{ContractId, TaskId};
 use crate::entities::kinds::ContractStatus;
 use crate::entities::{contract, supervisor_state, task};
 use crate::error::{AppError, AppResult};
@@ -37,8 +36,8 @@ pub async fn create(
     };
     let repository = named.as_ref().map(|n| n.path.clone());
     let at = now();
-    let contract_id = Uuid::now_v7();
-    let task_id = Uuid::now_v7();
+    let contract_id = ContractId::new();
+    let task_id = TaskId::new();
     let txn = app.store.begin_write().await?;
     if let Some(n) = &named {
         paths::claim(&txn, viewer.owner_id, n).await?;
@@ -146,7 +145,7 @@ pub fn ensure_not_archived(contract: &contract::Model) -> AppResult<()> {
 pub async fn change_phase(
     app: &App,
     viewer: &Viewer,
-    contract_id: Uuid,
+    contract_id: ContractId,
     phase: String,
 ) -> AppResult<contract::Model> {
     let txn = app.store.begin_write().await?;
@@ -189,7 +188,7 @@ pub async fn change_phase(
 pub async fn update_status(
     app: &App,
     viewer: &Viewer,
-    contract_id: Uuid,
+    contract_id: ContractId,
     status: ContractStatus,
 ) -> AppResult<contract::Model> {
     let txn = app.store.begin_write().await?;

@@ -4,13 +4,13 @@
 use std::path::Path;
 
 use sea_orm::DatabaseTransaction;
-use uuid::Uuid;
 
 use super::code::{self, Change, Event, Intent, Recorded};
 use super::contracts::ensure_not_archived;
 use super::tasks::lock_for_change;
 use super::{App, Viewer, limits};
 use crate::entities::event_data as data;
+use crate::entities::ids::{CheckpointId, ConversationId, TaskId};
 use crate::entities::{checkpoint, code_operation, task};
 use crate::error::{AppError, AppResult};
 use crate::git::{Repo, check_branch_name};
@@ -18,8 +18,8 @@ use crate::store::{contracts, conversations, tasks};
 use crate::time::now;
 
 pub struct Fork {
-    pub task_id: Uuid,
-    pub checkpoint_id: Option<Uuid>,
+    pub task_id: TaskId,
+    pub checkpoint_id: Option<CheckpointId>,
     pub message_count: Option<i32>,
     pub name: Option<String>,
     pub branch_name: Option<String>,
@@ -27,13 +27,13 @@ pub struct Fork {
 
 pub struct Forked {
     pub task: task::Model,
-    pub checkpoint_id: Option<Uuid>,
+    pub checkpoint_id: Option<CheckpointId>,
     pub message_count: i32,
     pub code_operation: Option<code_operation::Model>,
 }
 
 /// The branch of a task the server creates: the given name, else `makima/<task id>`.
-fn branch_for(given: Option<String>, task_id: Uuid) -> AppResult<String> {
+fn branch_for(given: Option<String>, task_id: TaskId) -> AppResult<String> {
     let branch = given.unwrap_or_else(|| format!("makima/{task_id}"));
     check_branch_name(&branch)?;
     Ok(branch)
@@ -42,7 +42,7 @@ fn branch_for(given: Option<String>, task_id: Uuid) -> AppResult<String> {
 pub async fn fork_task(app: &App, viewer: &Viewer, input: Fork) -> AppResult<Forked> {
     limits::optional_name("name", input.name.as_deref())?;
     let change = ForkTask {
-        fork_id: Uuid::now_v7(),
+        fork_id: TaskId::new(),
         input,
     };
     let done = code::run(app, viewer, &change).await?;
@@ -56,7 +56,7 @@ pub async fn fork_task(app: &App, viewer: &Viewer, input: Fork) -> AppResult<For
 }
 
 struct ForkTask {
-    fork_id: Uuid,
+    fork_id: TaskId,
     input: Fork,
 }
 
@@ -64,15 +64,15 @@ struct ForkTask {
 /// checkpoint whose code it gets, if any.
 struct Start {
     count: i32,
-    segment: Uuid,
+    segment: ConversationId,
     checkpoint: Option<checkpoint::Model>,
 }
 
 impl Change for ForkTask {
     type Plan = Start;
-    type Output = (task::Model, Option<Uuid>, i32);
+    type Output = (task::Model, Option<CheckpointId>, i32);
 
-    fn task_id(&self) -> Option<Uuid> {
+    fn task_id(&self) -> Option<TaskId> {
         Some(self.input.task_id)
     }
 
@@ -211,8 +211,8 @@ pub struct Branched {
 pub async fn branch_from_checkpoint(
     app: &App,
     viewer: &Viewer,
-    task_id: Uuid,
-    checkpoint_id: Uuid,
+    task_id: TaskId,
+    checkpoint_id: CheckpointId,
     branch: String,
 ) -> AppResult<Branched> {
     let change = BranchFromCheckpoint {
@@ -230,8 +230,8 @@ pub async fn branch_from_checkpoint(
 }
 
 struct BranchFromCheckpoint {
-    task_id: Uuid,
-    checkpoint_id: Uuid,
+    task_id: TaskId,
+    checkpoint_id: CheckpointId,
     branch: String,
 }
 
@@ -239,7 +239,7 @@ impl Change for BranchFromCheckpoint {
     type Plan = checkpoint::Model;
     type Output = checkpoint::Model;
 
-    fn task_id(&self) -> Option<Uuid> {
+    fn task_id(&self) -> Option<TaskId> {
         Some(self.task_id)
     }
 
@@ -287,7 +287,7 @@ pub async fn continued_worktree(
     app: &App,
     viewer: &Viewer,
     source: &task::Model,
-    task_id: Uuid,
+    task_id: TaskId,
     branch: Option<String>,
 ) -> AppResult<Intent> {
     let repo = source.repository.clone().ok_or_else(|| {

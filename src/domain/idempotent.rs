@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use super::limits;
+use crate::entities::ids::{ConversationId, OwnerId, TaskId};
 use crate::error::{AppError, AppResult};
 use crate::store::OwnerScope;
 use crate::store::idempotency;
@@ -22,7 +22,7 @@ pub trait Outcome: Serialize + DeserializeOwned {
 #[serde(rename_all = "camelCase")]
 pub struct MessagesAppended {
     /// The conversation segment the messages went into.
-    pub conversation_id: Uuid,
+    pub conversation_id: ConversationId,
     pub first_index: i32,
     pub count: i32,
     pub message_count: i32,
@@ -89,8 +89,8 @@ fn check_key(key: Option<&str>) -> AppResult<()> {
 /// same key is CONFLICT.
 pub async fn replayed<O: Outcome>(
     db: &impl sea_orm::ConnectionTrait,
-    owner_id: Uuid,
-    task_id: Uuid,
+    owner_id: OwnerId,
+    task_id: TaskId,
     key: Option<&str>,
     hash: &str,
 ) -> AppResult<Option<O>> {
@@ -111,8 +111,8 @@ pub async fn replayed<O: Outcome>(
 /// Stores what a call did under its key, in the call's transaction.
 pub async fn remember<O: Outcome>(
     db: &impl sea_orm::ConnectionTrait,
-    owner_id: Uuid,
-    task_id: Uuid,
+    owner_id: OwnerId,
+    task_id: TaskId,
     key: &str,
     hash: String,
     outcome: &O,

@@ -1,12 +1,11 @@
 //! What agents and daemons report: conversation messages, task events and checkpoints.
 //! Each call is one transaction holding the task's lock, with its history event.
 
-use uuid::Uuid;
-
 use super::idempotent;
 use super::tasks::{lock_for_change, note_activity};
 use super::{App, Viewer, limits};
 use crate::entities::event_data as data;
+use crate::entities::ids::{CheckpointId, MessageId, SnapshotId, TaskEventId, TaskId};
 use crate::entities::kinds::{MessageRole, TaskEventType};
 use crate::entities::{checkpoint, conversation_snapshot, message, task_event};
 use crate::error::AppResult;
@@ -35,7 +34,7 @@ pub struct AppendedMessages {
 pub async fn append_messages(
     app: &App,
     viewer: &Viewer,
-    task_id: Uuid,
+    task_id: TaskId,
     messages: Vec<NewMessage>,
     key: Option<String>,
 ) -> AppResult<AppendedMessages> {
@@ -80,7 +79,7 @@ pub async fn append_messages(
         .map(|(i, (m, content))| message::Model {
             conversation_id: head.id,
             position: first + i as i32,
-            id: Uuid::now_v7(),
+            id: MessageId::new(),
             owner_id,
             role: m.role,
             content,
@@ -129,7 +128,7 @@ pub async fn append_messages(
 pub async fn append_task_events(
     app: &App,
     viewer: &Viewer,
-    task_id: Uuid,
+    task_id: TaskId,
     events: Vec<NewTaskEvent>,
     key: Option<String>,
 ) -> AppResult<Vec<task_event::Model>> {
@@ -163,7 +162,7 @@ pub async fn append_task_events(
         .map(|(i, (e, data))| task_event::Model {
             task_id,
             sequence: first + i as i64,
-            id: Uuid::now_v7(),
+            id: TaskEventId::new(),
             owner_id,
             event_type: e.event_type,
             data,
@@ -214,7 +213,7 @@ pub struct NewCheckpoint {
 pub async fn record_checkpoint(
     app: &App,
     viewer: &Viewer,
-    task_id: Uuid,
+    task_id: TaskId,
     input: NewCheckpoint,
 ) -> AppResult<checkpoint::Model> {
     let commit_sha = limits::commit_sha(&input.commit_sha)?;
@@ -232,7 +231,7 @@ pub async fn record_checkpoint(
         .conversation_in(&txn, task.conversation_id)
         .await?;
     let at = now();
-    let snapshot_id = Uuid::now_v7();
+    let snapshot_id = SnapshotId::new();
     checkpoints::insert_snapshot(
         &txn,
         conversation_snapshot::Model {
@@ -252,7 +251,7 @@ pub async fn record_checkpoint(
     let checkpoint = checkpoints::insert(
         &txn,
         checkpoint::Model {
-            id: Uuid::now_v7(),
+            id: CheckpointId::new(),
             owner_id,
             task_id,
             number,

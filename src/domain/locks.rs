@@ -8,11 +8,19 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
-use uuid::Uuid;
 
-#[derive(Default)]
+use crate::entities::ids::TaskId;
+
 struct KeyedLocks<K> {
     map: Mutex<HashMap<K, Arc<AsyncMutex<()>>>>,
+}
+
+impl<K> Default for KeyedLocks<K> {
+    fn default() -> Self {
+        Self {
+            map: Mutex::default(),
+        }
+    }
 }
 
 impl<K: Eq + Hash + Clone> KeyedLocks<K> {
@@ -31,12 +39,12 @@ impl<K: Eq + Hash + Clone> KeyedLocks<K> {
 
 #[derive(Default)]
 pub struct Locks {
-    tasks: KeyedLocks<Uuid>,
+    tasks: KeyedLocks<TaskId>,
     repos: KeyedLocks<PathBuf>,
 }
 
 impl Locks {
-    pub async fn task(&self, id: Uuid) -> OwnedMutexGuard<()> {
+    pub async fn task(&self, id: TaskId) -> OwnedMutexGuard<()> {
         self.tasks.lock(&id).await
     }
 

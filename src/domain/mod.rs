@@ -19,8 +19,7 @@ pub mod tasks;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use uuid::Uuid;
-
+use crate::entities::ids::OwnerId;
 use crate::store::{OwnerScope, Store};
 
 /// Everything a handler needs besides the caller.
@@ -35,7 +34,7 @@ pub struct App {
 /// The owner a request acts for, resolved from its API key.
 #[derive(Clone, Debug)]
 pub struct Viewer {
-    pub owner_id: Uuid,
+    pub owner_id: OwnerId,
     pub owner: String,
 }
 

@@ -8,8 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use uuid::Uuid;
-
+use crate::entities::ids::OwnerId;
 use crate::error::{AppError, AppResult};
 use crate::git::{Layout, Repo};
 use crate::store::OwnerScope;
@@ -69,7 +68,7 @@ pub struct NamedRepository {
 pub async fn repository(
     store: &Store,
     root: &Path,
-    owner_id: Uuid,
+    owner_id: OwnerId,
     input: &str,
 ) -> AppResult<NamedRepository> {
     let refused = || AppError::bad_input(REFUSED_REPOSITORY);
@@ -98,7 +97,7 @@ pub async fn repository(
 /// that does not exist.
 pub async fn claim(
     txn: &impl sea_orm::ConnectionTrait,
-    owner_id: Uuid,
+    owner_id: OwnerId,
     named: &NamedRepository,
 ) -> AppResult<()> {
     if repositories::claim(
@@ -119,7 +118,7 @@ pub async fn claim(
 pub async fn worktree(
     store: &Store,
     root: &Path,
-    owner_id: Uuid,
+    owner_id: OwnerId,
     repository: &str,
     input: &str,
 ) -> AppResult<String> {

@@ -4,13 +4,13 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
-use uuid::Uuid;
 
 use super::code::{self, Change, Event, Intent, Recorded};
 use super::contracts::phases_of;
 use super::tasks::{lock_for_change, note_activity};
 use super::{App, Viewer};
 use crate::entities::event_data as data;
+use crate::entities::ids::{CheckpointId, ContractId, ConversationId, TaskId};
 use crate::entities::kinds::TaskStatus;
 use crate::entities::{code_operation, conversation_snapshot, task};
 use crate::error::{AppError, AppResult};
@@ -90,9 +90,9 @@ async fn phase_at(
 pub async fn resume_supervisor(
     app: &App,
     viewer: &Viewer,
-    contract_id: Uuid,
+    contract_id: ContractId,
     mode: ResumeMode,
-    checkpoint_id: Option<Uuid>,
+    checkpoint_id: Option<CheckpointId>,
 ) -> AppResult<SupervisorResumed> {
     match (mode, checkpoint_id) {
         (ResumeMode::FromCheckpoint, None) => {
@@ -127,11 +127,11 @@ pub async fn resume_supervisor(
 }
 
 struct ResumeSupervisor {
-    contract_id: Uuid,
-    task_id: Uuid,
+    contract_id: ContractId,
+    task_id: TaskId,
     last_activity: DateTime<Utc>,
     mode: ResumeMode,
-    checkpoint_id: Option<Uuid>,
+    checkpoint_id: Option<CheckpointId>,
 }
 
 /// A checkpoint to resume from: its snapshot and the phase of its last message.
@@ -141,7 +141,7 @@ impl Change for ResumeSupervisor {
     type Plan = Option<Target>;
     type Output = (task::Model, ResumedFrom);
 
-    fn task_id(&self) -> Option<Uuid> {
+    fn task_id(&self) -> Option<TaskId> {
         Some(self.task_id)
     }
 
@@ -240,9 +240,9 @@ impl Change for ResumeSupervisor {
 async fn branch_to(
     txn: &DatabaseTransaction,
     viewer: &Viewer,
-    task_id: Uuid,
+    task_id: TaskId,
     snapshot: &conversation_snapshot::Model,
-) -> AppResult<Uuid> {
+) -> AppResult<ConversationId> {
     let head = conversations::branch_at(
         viewer.scope(txn),
         task_id,
@@ -275,8 +275,8 @@ pub struct TaskResumed {
 pub async fn resume_task(
     app: &App,
     viewer: &Viewer,
-    task_id: Uuid,
-    checkpoint_id: Option<Uuid>,
+    task_id: TaskId,
+    checkpoint_id: Option<CheckpointId>,
 ) -> AppResult<TaskResumed> {
     let change = ResumeTask {
         task_id,
@@ -290,15 +290,15 @@ pub async fn resume_task(
 }
 
 struct ResumeTask {
-    task_id: Uuid,
-    checkpoint_id: Option<Uuid>,
+    task_id: TaskId,
+    checkpoint_id: Option<CheckpointId>,
 }
 
 impl Change for ResumeTask {
     type Plan = Option<conversation_snapshot::Model>;
     type Output = task::Model;
 
-    fn task_id(&self) -> Option<Uuid> {
+    fn task_id(&self) -> Option<TaskId> {
         Some(self.task_id)
     }
 

@@ -4,12 +4,12 @@
 //! deleted); its history event keeps the previous head, so `restore` can put it back.
 
 use sea_orm::DatabaseTransaction;
-use uuid::Uuid;
 
 use super::code::{self, Change, Event, Intent, Recorded};
 use super::tasks::lock_for_change;
 use super::{App, Viewer};
 use crate::entities::event_data::{self as data, EventData};
+use crate::entities::ids::{CheckpointId, ContractId, ConversationId, HistoryEventId, TaskId};
 use crate::entities::kinds::TaskStatus;
 use crate::entities::{checkpoint, code_operation, conversation_snapshot, history_event, task};
 use crate::error::{AppError, AppResult};
@@ -17,16 +17,16 @@ use crate::store::{contracts, conversations, history, tasks};
 
 /// Which conversation to rewind and how far.
 pub struct Rewind {
-    pub contract_id: Option<Uuid>,
-    pub task_id: Option<Uuid>,
+    pub contract_id: Option<ContractId>,
+    pub task_id: Option<TaskId>,
     pub to_message_index: Option<i32>,
     pub by_message_count: Option<i32>,
     pub rewind_code: bool,
 }
 
 pub struct Rewound {
-    pub contract_id: Option<Uuid>,
-    pub task_id: Uuid,
+    pub contract_id: Option<ContractId>,
+    pub task_id: TaskId,
     pub messages_removed: i32,
     pub new_message_count: i32,
     pub code_operation: Option<code_operation::Model>,
@@ -37,9 +37,9 @@ pub struct Rewound {
 async fn conversation_task(
     app: &App,
     viewer: &Viewer,
-    contract_id: Option<Uuid>,
-    task_id: Option<Uuid>,
-) -> AppResult<Uuid> {
+    contract_id: Option<ContractId>,
+    task_id: Option<TaskId>,
+) -> AppResult<TaskId> {
     match (contract_id, task_id) {
         (Some(c), None) => {
             let states =
@@ -100,13 +100,13 @@ pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> A
 }
 
 struct RewindConversation {
-    task_id: Uuid,
+    task_id: TaskId,
     input: Rewind,
 }
 
 /// The conversation as planned: its head and length when the git step was decided.
 struct Planned {
-    head: Uuid,
+    head: ConversationId,
     length: i32,
 }
 
@@ -114,9 +114,9 @@ impl Change for RewindConversation {
     type Plan = Planned;
     /// The supervisor's contract (for a supervisor's conversation), the length before and
     /// the messages kept.
-    type Output = (Option<Uuid>, i32, i32);
+    type Output = (Option<ContractId>, i32, i32);
 
-    fn task_id(&self) -> Option<Uuid> {
+    fn task_id(&self) -> Option<TaskId> {
         Some(self.task_id)
     }
 
@@ -217,7 +217,7 @@ pub struct Restored {
 pub async fn restore_conversation(
     app: &App,
     viewer: &Viewer,
-    rewind_event_id: Uuid,
+    rewind_event_id: HistoryEventId,
 ) -> AppResult<Restored> {
     let event = history::by_id(viewer.scope(app.store.db()), rewind_event_id)
         .await?
@@ -244,8 +244,8 @@ pub async fn restore_conversation(
 }
 
 struct RestoreConversation {
-    rewind_event_id: Uuid,
-    task_id: Uuid,
+    rewind_event_id: HistoryEventId,
+    task_id: TaskId,
     rewind: data::ConversationRewound,
 }
 
@@ -268,7 +268,7 @@ impl Change for RestoreConversation {
     /// The length of the restored conversation.
     type Output = i32;
 
-    fn task_id(&self) -> Option<Uuid> {
+    fn task_id(&self) -> Option<TaskId> {
         Some(self.task_id)
     }
 
@@ -330,8 +330,8 @@ pub struct TaskRewound {
 pub async fn rewind_task(
     app: &App,
     viewer: &Viewer,
-    task_id: Uuid,
-    checkpoint_id: Uuid,
+    task_id: TaskId,
+    checkpoint_id: CheckpointId,
     rewind_conversation: bool,
 ) -> AppResult<TaskRewound> {
     let change = RewindTask {
@@ -350,8 +350,8 @@ pub async fn rewind_task(
 }
 
 struct RewindTask {
-    task_id: Uuid,
-    checkpoint_id: Uuid,
+    task_id: TaskId,
+    checkpoint_id: CheckpointId,
     rewind_conversation: bool,
 }
 
@@ -359,7 +359,7 @@ impl Change for RewindTask {
     type Plan = (checkpoint::Model, conversation_snapshot::Model);
     type Output = (task::Model, checkpoint::Model);
 
-    fn task_id(&self) -> Option<Uuid> {
+    fn task_id(&self) -> Option<TaskId> {
         Some(self.task_id)
     }
 

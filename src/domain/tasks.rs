@@ -1,13 +1,13 @@
 //! Tasks: creation and status changes.
 
 use sea_orm::DatabaseTransaction;
-use uuid::Uuid;
 
 use super::code::{self, Change, Event, Recorded};
 use super::contracts::ensure_not_archived;
 use super::lifecycle::Lifecycle;
 use super::{App, Viewer, fork, limits, paths};
 use crate::entities::event_data as data;
+use crate::entities::ids::{ContractId, DaemonId, TaskId};
 use crate::entities::kinds::TaskStatus;
 use crate::entities::{code_operation, contract, task};
 use crate::error::{AppError, AppResult};
@@ -20,13 +20,13 @@ use crate::time::now;
 pub struct CreateTask {
     pub name: String,
     pub plan: Option<String>,
-    pub contract_id: Option<Uuid>,
-    pub parent_task_id: Option<Uuid>,
+    pub contract_id: Option<ContractId>,
+    pub parent_task_id: Option<TaskId>,
     pub repository: Option<String>,
     pub worktree_path: Option<String>,
     pub branch: Option<String>,
     pub base_branch: Option<String>,
-    pub continue_from_task_id: Option<Uuid>,
+    pub continue_from_task_id: Option<TaskId>,
 }
 
 /// Records activity of a supervisor task (its messages and status changes move
@@ -48,7 +48,7 @@ pub async fn note_activity(
 pub async fn lock_for_change(
     db: &impl sea_orm::ConnectionTrait,
     viewer: &Viewer,
-    task_id: Uuid,
+    task_id: TaskId,
 ) -> AppResult<(task::Model, Option<contract::Model>)> {
     let task = tasks::lock(viewer.scope(db), task_id)
         .await?
@@ -149,7 +149,7 @@ pub async fn create(
     };
 
     let change = NewTask {
-        task_id: Uuid::now_v7(),
+        task_id: TaskId::new(),
         contract,
         source,
         named,
@@ -163,7 +163,7 @@ pub async fn create(
 
 /// A task to create, checked and resolved.
 struct NewTask {
-    task_id: Uuid,
+    task_id: TaskId,
     contract: Option<contract::Model>,
     /// The task it continues, whose branch head its new worktree starts at.
     source: Option<task::Model>,
@@ -179,7 +179,7 @@ impl Change for NewTask {
     type Output = task::Model;
 
     /// A continued task takes its source's lock, under which an interrupted one is recovered.
-    fn task_id(&self) -> Option<Uuid> {
+    fn task_id(&self) -> Option<TaskId> {
         self.source.as_ref().map(|s| s.id)
     }
 
@@ -282,9 +282,9 @@ impl Change for NewTask {
 pub async fn update_status(
     app: &App,
     viewer: &Viewer,
-    task_id: Uuid,
+    task_id: TaskId,
     to: TaskStatus,
-    daemon_id: Option<Uuid>,
+    daemon_id: Option<DaemonId>,
 ) -> AppResult<task::Model> {
     let txn = app.store.begin_write().await?;
     let (mut task, contract) = lock_for_change(&txn, viewer, task_id).await?;

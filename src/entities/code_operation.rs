@@ -1,5 +1,6 @@
 use sea_orm::entity::prelude::*;
 
+use crate::entities::ids::{CodeOperationId, OwnerId, TaskId};
 use crate::entities::kinds::{CodeOperationKind, CodeOperationStatus};
 
 /// A git operation on a task's worktree (restore, branch, new worktree).
@@ -7,9 +8,9 @@ use crate::entities::kinds::{CodeOperationKind, CodeOperationStatus};
 #[sea_orm(table_name = "code_operations")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub owner_id: Uuid,
-    pub task_id: Uuid,
+    pub id: CodeOperationId,
+    pub owner_id: OwnerId,
+    pub task_id: TaskId,
     pub kind: CodeOperationKind,
     pub status: CodeOperationStatus,
     pub commit_sha: String,

@@ -1,5 +1,6 @@
 use sea_orm::entity::prelude::*;
 
+use crate::entities::ids::{CodeOperationId, OwnerId, TaskId};
 use crate::entities::kinds::CodeOperationKind;
 
 /// A code operation announced before its git step and not recorded yet (see
@@ -9,10 +10,10 @@ use crate::entities::kinds::CodeOperationKind;
 pub struct Model {
     /// The id the recorded code operation will get.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub owner_id: Uuid,
+    pub id: CodeOperationId,
+    pub owner_id: OwnerId,
     /// The existing task the operation acts on (for a fork or a continued task: the source).
-    pub task_id: Uuid,
+    pub task_id: TaskId,
     pub kind: CodeOperationKind,
     /// Where git runs: the worktree (restore) or the repository (branch, worktree).
     pub dir: String,

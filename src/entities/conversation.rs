@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::entities::ids::{ConversationId, OwnerId, TaskId};
+
 /// One segment of a structurally shared conversation log: the first `base_length`
 /// messages come from `parent_id`'s visible list, positions `base_length..length` are
 /// this segment's own rows in `messages`.
@@ -7,10 +9,10 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "conversations")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: Uuid,
-    pub owner_id: Uuid,
-    pub task_id: Uuid,
-    pub parent_id: Option<Uuid>,
+    pub id: ConversationId,
+    pub owner_id: OwnerId,
+    pub task_id: TaskId,
+    pub parent_id: Option<ConversationId>,
     pub base_length: i32,
     pub length: i32,
     pub created_at: DateTimeUtc,

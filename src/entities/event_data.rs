@@ -6,13 +6,12 @@
 //! Fields are camelCase in JSON; an absent value is written as `null`, never left out.
 //! Reading tolerates keys it does not know, so a server reads what a newer one wrote.
 
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
 use super::history_event;
+use super::ids::{CheckpointId, CodeOperationId, ConversationId, DaemonId, HistoryEventId, TaskId};
 use super::kinds::{
     CodeOperationKind, CodeOperationStatus, ContractStatus, HistoryEventType, TaskStatus,
 };
+use serde::{Deserialize, Serialize};
 
 macro_rules! event_data {
     ($($variant:ident),* $(,)?) => {
@@ -109,9 +108,9 @@ pub struct ContractStatusChanged {
 #[serde(rename_all = "camelCase")]
 pub struct TaskCreated {
     pub name: String,
-    pub parent_task_id: Option<Uuid>,
-    pub continued_from_task_id: Option<Uuid>,
-    pub code_operation_id: Option<Uuid>,
+    pub parent_task_id: Option<TaskId>,
+    pub continued_from_task_id: Option<TaskId>,
+    pub code_operation_id: Option<CodeOperationId>,
 }
 
 /// `TASK_STATUS_CHANGED`.
@@ -120,7 +119,7 @@ pub struct TaskCreated {
 pub struct TaskStatusChanged {
     pub from: TaskStatus,
     pub to: TaskStatus,
-    pub daemon_id: Option<Uuid>,
+    pub daemon_id: Option<DaemonId>,
 }
 
 /// `MESSAGES_APPENDED`.
@@ -145,7 +144,7 @@ pub struct TaskEventsAppended {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckpointCreated {
-    pub checkpoint_id: Uuid,
+    pub checkpoint_id: CheckpointId,
     pub number: i32,
     pub commit_sha: String,
     pub message_count: i32,
@@ -157,9 +156,9 @@ pub struct CheckpointCreated {
 pub struct SupervisorResumed {
     pub mode: String,
     pub from_status: TaskStatus,
-    pub checkpoint_id: Option<Uuid>,
+    pub checkpoint_id: Option<CheckpointId>,
     pub message_count: i32,
-    pub code_operation_id: Option<Uuid>,
+    pub code_operation_id: Option<CodeOperationId>,
     pub previous_message_count: i32,
     pub previous_phase: String,
 }
@@ -172,9 +171,9 @@ pub struct ConversationRewound {
     pub previous_message_count: i32,
     pub new_message_count: i32,
     pub messages_removed: i32,
-    pub code_operation_id: Option<Uuid>,
-    pub previous_conversation_id: Uuid,
-    pub conversation_id: Uuid,
+    pub code_operation_id: Option<CodeOperationId>,
+    pub previous_conversation_id: ConversationId,
+    pub conversation_id: ConversationId,
     /// Where the code the rewind replaced was saved (a restore puts it back).
     pub saved_ref: Option<String>,
 }
@@ -183,10 +182,10 @@ pub struct ConversationRewound {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConversationRestored {
-    pub rewind_event_id: Uuid,
+    pub rewind_event_id: HistoryEventId,
     pub message_count: i32,
-    pub code_operation_id: Option<Uuid>,
-    pub conversation_id: Uuid,
+    pub code_operation_id: Option<CodeOperationId>,
+    pub conversation_id: ConversationId,
 }
 
 /// `TASK_RESUMED`.
@@ -194,46 +193,46 @@ pub struct ConversationRestored {
 #[serde(rename_all = "camelCase")]
 pub struct TaskResumed {
     pub from_status: TaskStatus,
-    pub checkpoint_id: Option<Uuid>,
-    pub code_operation_id: Option<Uuid>,
+    pub checkpoint_id: Option<CheckpointId>,
+    pub code_operation_id: Option<CodeOperationId>,
 }
 
 /// `TASK_REWOUND`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskRewound {
-    pub checkpoint_id: Uuid,
+    pub checkpoint_id: CheckpointId,
     pub commit_sha: String,
     pub conversation_rewound: bool,
-    pub code_operation_id: Option<Uuid>,
+    pub code_operation_id: Option<CodeOperationId>,
 }
 
 /// `TASK_FORKED`; the event's task is the fork.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskForked {
-    pub source_task_id: Uuid,
-    pub checkpoint_id: Option<Uuid>,
+    pub source_task_id: TaskId,
+    pub checkpoint_id: Option<CheckpointId>,
     pub message_count: i32,
     pub branch: Option<String>,
-    pub code_operation_id: Option<Uuid>,
+    pub code_operation_id: Option<CodeOperationId>,
 }
 
 /// `BRANCH_CREATED`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BranchCreated {
-    pub checkpoint_id: Uuid,
+    pub checkpoint_id: CheckpointId,
     pub branch: String,
     pub commit_sha: String,
-    pub code_operation_id: Uuid,
+    pub code_operation_id: CodeOperationId,
 }
 
 /// `CODE_OPERATION_COMPLETED`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CodeOperationCompleted {
-    pub code_operation_id: Uuid,
+    pub code_operation_id: CodeOperationId,
     pub kind: CodeOperationKind,
     pub status: CodeOperationStatus,
     pub commit_sha: String,
@@ -243,6 +242,7 @@ pub struct CodeOperationCompleted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn data_round_trips_through_its_type() {
@@ -251,8 +251,8 @@ mod tests {
             new_message_count: 3,
             messages_removed: 2,
             code_operation_id: None,
-            previous_conversation_id: Uuid::nil(),
-            conversation_id: Uuid::max(),
+            previous_conversation_id: ConversationId(Uuid::nil()),
+            conversation_id: ConversationId(Uuid::max()),
             saved_ref: Some("refs/makima/saved/x".into()),
         }
         .into();

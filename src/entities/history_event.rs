@@ -1,5 +1,6 @@
 use sea_orm::entity::prelude::*;
 
+use crate::entities::ids::{ContractId, HistoryEventId, OwnerId, TaskId};
 use crate::entities::kinds::HistoryEventType;
 
 /// One timeline entry. `(tx_id, seq)` is the commit-ordered cursor (see the migration).
@@ -9,11 +10,11 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub seq: i64,
     pub tx_id: i64,
-    pub id: Uuid,
-    pub owner_id: Uuid,
+    pub id: HistoryEventId,
+    pub owner_id: OwnerId,
     pub event_type: HistoryEventType,
-    pub contract_id: Option<Uuid>,
-    pub task_id: Option<Uuid>,
+    pub contract_id: Option<ContractId>,
+    pub task_id: Option<TaskId>,
     pub phase: Option<String>,
     /// Serialised JSON payload.
     pub data: String,

@@ -12,6 +12,7 @@ pub mod conversation_snapshot;
 pub mod event_data;
 pub mod history_event;
 pub mod idempotency_key;
+pub mod ids;
 pub mod kinds;
 pub mod message;
 pub mod owner;

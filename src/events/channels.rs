@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
-use uuid::Uuid;
 
 use super::LiveEvent;
+use crate::entities::ids::{OwnerId, TaskId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Key {
-    Owner(Uuid),
-    Task(Uuid),
+    Owner(OwnerId),
+    Task(TaskId),
 }
 
 /// A task channel carries one event per append to that task; its slots are allocated
@@ -48,7 +48,7 @@ impl Channels {
     }
 
     /// Whether some subscription follows this task's events.
-    pub fn follows_task(&self, task_id: Uuid) -> bool {
+    pub fn follows_task(&self, task_id: TaskId) -> bool {
         self.senders.contains_key(&Key::Task(task_id))
     }
 

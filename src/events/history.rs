@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use futures_util::Stream;
 use tokio::sync::broadcast::{self, error::RecvError};
-use uuid::Uuid;
 
 use super::{Guard, Key, LiveEvent, Shared};
 use crate::entities::history_event::Model;
+use crate::entities::ids::OwnerId;
 use crate::error::AppResult;
 use crate::store::OwnerScope;
 use crate::store::history::{TimelineCursor, TimelineFilter};
@@ -22,7 +22,7 @@ const PAGE: u64 = 100;
 pub struct HistoryFeed {
     shared: Arc<Shared>,
     rx: broadcast::Receiver<Arc<LiveEvent>>,
-    owner_id: Uuid,
+    owner_id: OwnerId,
     filter: TimelineFilter,
     /// Every event up to here has been delivered or did not match.
     cursor: TimelineCursor,
@@ -35,7 +35,7 @@ pub struct HistoryFeed {
 impl HistoryFeed {
     pub(super) async fn start(
         shared: Arc<Shared>,
-        owner_id: Uuid,
+        owner_id: OwnerId,
         filter: TimelineFilter,
         after: Option<TimelineCursor>,
     ) -> AppResult<Self> {

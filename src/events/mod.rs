@@ -28,6 +28,7 @@ use channels::{Channels, Key};
 pub use history::HistoryFeed;
 pub use tasks::TaskFeed;
 
+use crate::entities::ids::{OwnerId, TaskId};
 use crate::entities::{history_event, task_event};
 use crate::error::{AppError, AppResult};
 use crate::store::Store;
@@ -105,7 +106,7 @@ impl Shared {
         Ok((rx, cursor))
     }
 
-    fn follows_task(&self, task_id: uuid::Uuid) -> bool {
+    fn follows_task(&self, task_id: TaskId) -> bool {
         self.channels
             .lock()
             .expect("channels")
@@ -212,7 +213,7 @@ impl Events {
     /// events published from now on.
     pub async fn history(
         &self,
-        owner_id: uuid::Uuid,
+        owner_id: OwnerId,
         filter: crate::store::history::TimelineFilter,
         after: Option<TimelineCursor>,
     ) -> AppResult<HistoryFeed> {
@@ -224,8 +225,8 @@ impl Events {
     /// is the owner's.
     pub async fn task_events(
         &self,
-        owner_id: uuid::Uuid,
-        task_id: uuid::Uuid,
+        owner_id: OwnerId,
+        task_id: TaskId,
         after: Option<i64>,
     ) -> AppResult<TaskFeed> {
         TaskFeed::start(self.inner.shared.clone(), owner_id, task_id, after).await

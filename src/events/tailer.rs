@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use super::{LiveEvent, Shared};
 use crate::entities::event_data::EventData;
+use crate::entities::ids::TaskId;
 use crate::entities::kinds::HistoryEventType;
 use crate::entities::{history_event, task_event};
 use crate::error::AppResult;
@@ -108,16 +108,16 @@ async fn prepare(
     rows: Vec<history_event::Model>,
 ) -> AppResult<Vec<Arc<LiveEvent>>> {
     let ranges: Vec<Option<(i64, i64)>> = rows.iter().map(appended_range).collect();
-    let wanted: Vec<(Uuid, i64, i64)> = rows
+    let wanted: Vec<(TaskId, i64, i64)> = rows
         .iter()
         .zip(&ranges)
         .filter_map(|(e, r)| Some((e.task_id?, r.as_ref()?.0, r.as_ref()?.1)))
         .filter(|(task, _, _)| shared.follows_task(*task))
         .collect();
     // Keyed by (task, first sequence) of the append.
-    let mut loaded: HashMap<(Uuid, i64), Vec<task_event::Model>> = HashMap::new();
+    let mut loaded: HashMap<(TaskId, i64), Vec<task_event::Model>> = HashMap::new();
     for chunk in wanted.chunks(READ_TOGETHER) {
-        let mut read: HashMap<(Uuid, i64), Vec<task_event::Model>> = HashMap::new();
+        let mut read: HashMap<(TaskId, i64), Vec<task_event::Model>> = HashMap::new();
         for te in live::task_event_ranges(shared.store.db(), chunk).await? {
             let append = chunk.iter().find(|(task, first, last)| {
                 *task == te.task_id && (*first..=*last).contains(&te.sequence)
@@ -160,14 +160,15 @@ fn attachable(rows: &[task_event::Model]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entities::ids::{OwnerId, TaskEventId};
     use crate::entities::kinds::TaskEventType;
 
     fn event(bytes: usize) -> task_event::Model {
         task_event::Model {
-            task_id: Uuid::now_v7(),
+            task_id: TaskId::new(),
             sequence: 1,
-            id: Uuid::now_v7(),
-            owner_id: Uuid::now_v7(),
+            id: TaskEventId::new(),
+            owner_id: OwnerId::new(),
             event_type: TaskEventType::Output,
             data: "x".repeat(bytes),
             created_at: chrono::Utc::now(),

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use futures_util::Stream;
 use tokio::sync::broadcast::{self, error::RecvError};
-use uuid::Uuid;
 
 use super::{Guard, Key, LiveEvent, Shared};
+use crate::entities::ids::{OwnerId, TaskId};
 use crate::entities::task_event::Model;
 use crate::error::{AppError, AppResult};
 use crate::store::OwnerScope;
@@ -25,8 +25,8 @@ const PAGE: i64 = 100;
 pub struct TaskFeed {
     shared: Arc<Shared>,
     rx: broadcast::Receiver<Arc<LiveEvent>>,
-    owner_id: Uuid,
-    task_id: Uuid,
+    owner_id: OwnerId,
+    task_id: TaskId,
     /// The next sequence to deliver.
     next: i64,
     fetching: bool,
@@ -37,8 +37,8 @@ pub struct TaskFeed {
 impl TaskFeed {
     pub(super) async fn start(
         shared: Arc<Shared>,
-        owner_id: Uuid,
-        task_id: Uuid,
+        owner_id: OwnerId,
+        task_id: TaskId,
         after: Option<i64>,
     ) -> AppResult<Self> {
         if after.is_some_and(|a| a < 0) {

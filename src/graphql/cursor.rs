@@ -5,6 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
+use crate::entities::ids::{CheckpointId, ContractId, TaskId};
 use crate::error::{AppError, AppResult};
 use crate::store::history::TimelineCursor;
 
@@ -30,15 +31,23 @@ pub trait Cursor: Sized {
     }
 }
 
-impl Cursor for Uuid {
-    const TAG: &'static str = "id";
-    fn to_text(&self) -> String {
-        self.to_string()
-    }
-    fn from_text(s: &str) -> Option<Self> {
-        Uuid::parse_str(s).ok()
-    }
+/// Ids: the hyphenated UUID, under one tag for every id type (lists that share one say
+/// so with `list_key!`).
+macro_rules! id_cursor {
+    ($($id:ty),*) => {$(
+        impl Cursor for $id {
+            const TAG: &'static str = "id";
+            fn to_text(&self) -> String {
+                self.to_string()
+            }
+            fn from_text(s: &str) -> Option<Self> {
+                Uuid::parse_str(s).ok().map(<$id>::from)
+            }
+        }
+    )*};
 }
+
+id_cursor!(TaskId, ContractId, CheckpointId);
 
 /// Message positions (0-based) and checkpoint numbers.
 impl Cursor for i32 {
@@ -85,12 +94,12 @@ macro_rules! list_key {
 
 list_key!(
     /// Pages `contracts`.
-    ContractKey(Uuid),
+    ContractKey(ContractId),
     "contract"
 );
 list_key!(
     /// Pages `Contract.checkpoints` (checkpoint ids).
-    CheckpointKey(Uuid),
+    CheckpointKey(CheckpointId),
     "checkpoint"
 );
 list_key!(
@@ -125,10 +134,10 @@ mod tests {
         assert!(i32::decode("not base64!").is_err());
         assert_eq!(i32::decode(&7i32.encode()).unwrap(), 7);
         let id = Uuid::now_v7();
-        assert_eq!(Uuid::decode(&id.encode()).unwrap(), id);
+        assert_eq!(TaskId::decode(&TaskId(id).encode()).unwrap(), TaskId(id));
         // Lists that share a key type still refuse each other's cursors.
-        assert!(ContractKey::decode(&id.encode()).is_err());
-        assert!(CheckpointKey::decode(&ContractKey(id).encode()).is_err());
+        assert!(ContractKey::decode(&ContractId(id).encode()).is_err());
+        assert!(CheckpointKey::decode(&ContractKey(ContractId(id)).encode()).is_err());
         assert!(i32::decode(&CheckpointNumber(3).encode()).is_err());
         assert!(CheckpointNumber::decode(&3i32.encode()).is_err());
         assert_eq!(

@@ -30,6 +30,7 @@ use futures_util::future::BoxFuture;
 use async_graphql::dataloader::{DataLoader, Loader};
 use uuid::Uuid;
 
+use crate::entities::ids::{CheckpointId, ContractId, ConversationId, OwnerId, TaskId};
 use crate::entities::kinds::TaskEventType;
 use crate::entities::{
     checkpoint, contract, conversation, history_event, message, supervisor_state, task, task_event,
@@ -41,26 +42,28 @@ use crate::store::{Store, checkpoints, contracts, conversations, history, task_e
 
 /// A table whose rows a loader fetches by id, within one owner's rows.
 pub trait OwnedRows: Send + Sync + 'static {
+    /// The id the rows are fetched by.
+    type Id: Copy + Eq + std::hash::Hash + Send + Sync + 'static;
     type Row: Clone + Send + Sync + 'static;
     fn fetch(
         store: &Store,
-        owner_id: Uuid,
-        ids: &[Uuid],
+        owner_id: OwnerId,
+        ids: &[Self::Id],
     ) -> impl Future<Output = Result<Vec<Self::Row>, AppError>> + Send;
-    fn key(row: &Self::Row) -> Uuid;
+    fn key(row: &Self::Row) -> Self::Id;
 }
 
 pub struct ById<T> {
     store: Store,
-    owner_id: Uuid,
+    owner_id: OwnerId,
     _rows: PhantomData<T>,
 }
 
-impl<T: OwnedRows> Loader<Uuid> for ById<T> {
+impl<T: OwnedRows> Loader<T::Id> for ById<T> {
     type Value = T::Row;
     type Error = AppError;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, T::Row>, AppError> {
+    async fn load(&self, keys: &[T::Id]) -> Result<HashMap<T::Id, T::Row>, AppError> {
         let rows = T::fetch(&self.store, self.owner_id, keys).await?;
         Ok(rows.into_iter().map(|r| (T::key(&r), r)).collect())
     }
@@ -68,45 +71,48 @@ impl<T: OwnedRows> Loader<Uuid> for ById<T> {
 
 pub struct Contracts;
 impl OwnedRows for Contracts {
+    type Id = ContractId;
     type Row = contract::Model;
     async fn fetch(
         store: &Store,
-        owner_id: Uuid,
-        ids: &[Uuid],
+        owner_id: OwnerId,
+        ids: &[ContractId],
     ) -> Result<Vec<Self::Row>, AppError> {
         contracts::by_ids(OwnerScope::new(store.db(), owner_id), ids).await
     }
-    fn key(row: &Self::Row) -> Uuid {
+    fn key(row: &Self::Row) -> ContractId {
         row.id
     }
 }
 
 pub struct Tasks;
 impl OwnedRows for Tasks {
+    type Id = TaskId;
     type Row = task::Model;
     async fn fetch(
         store: &Store,
-        owner_id: Uuid,
-        ids: &[Uuid],
+        owner_id: OwnerId,
+        ids: &[TaskId],
     ) -> Result<Vec<Self::Row>, AppError> {
         tasks::by_ids(OwnerScope::new(store.db(), owner_id), ids).await
     }
-    fn key(row: &Self::Row) -> Uuid {
+    fn key(row: &Self::Row) -> TaskId {
         row.id
     }
 }
 
 pub struct Checkpoints;
 impl OwnedRows for Checkpoints {
+    type Id = CheckpointId;
     type Row = checkpoint::Model;
     async fn fetch(
         store: &Store,
-        owner_id: Uuid,
-        ids: &[Uuid],
+        owner_id: OwnerId,
+        ids: &[CheckpointId],
     ) -> Result<Vec<Self::Row>, AppError> {
         checkpoints::by_ids(OwnerScope::new(store.db(), owner_id), ids).await
     }
-    fn key(row: &Self::Row) -> Uuid {
+    fn key(row: &Self::Row) -> CheckpointId {
         row.id
     }
 }
@@ -114,15 +120,16 @@ impl OwnedRows for Checkpoints {
 /// Conversation segments (a head's length is the conversation's message count).
 pub struct Conversations;
 impl OwnedRows for Conversations {
+    type Id = ConversationId;
     type Row = conversation::Model;
     async fn fetch(
         store: &Store,
-        owner_id: Uuid,
-        ids: &[Uuid],
+        owner_id: OwnerId,
+        ids: &[ConversationId],
     ) -> Result<Vec<Self::Row>, AppError> {
         conversations::by_ids(OwnerScope::new(store.db(), owner_id), ids).await
     }
-    fn key(row: &Self::Row) -> Uuid {
+    fn key(row: &Self::Row) -> ConversationId {
         row.id
     }
 }
@@ -130,32 +137,33 @@ impl OwnedRows for Conversations {
 /// Supervisor state, keyed by contract id.
 pub struct Supervisors;
 impl OwnedRows for Supervisors {
+    type Id = ContractId;
     type Row = supervisor_state::Model;
     async fn fetch(
         store: &Store,
-        owner_id: Uuid,
-        ids: &[Uuid],
+        owner_id: OwnerId,
+        ids: &[ContractId],
     ) -> Result<Vec<Self::Row>, AppError> {
         contracts::supervisors_by_contract(OwnerScope::new(store.db(), owner_id), ids).await
     }
-    fn key(row: &Self::Row) -> Uuid {
+    fn key(row: &Self::Row) -> ContractId {
         row.contract_id
     }
 }
 
 /// The first or last page (no cursors) of one parent's list, narrowed by `filter`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PageKey<F> {
-    pub parent: Uuid,
+pub struct PageKey<P, F> {
+    pub parent: P,
     pub filter: F,
     pub limit: u64,
     pub from_end: bool,
 }
 
-impl<F> PageKey<F> {
+impl<P, F> PageKey<P, F> {
     /// The key of `window`'s page of `parent`'s list, when the window has no cursor:
     /// only first and last pages are batched.
-    pub fn of<K>(parent: Uuid, filter: F, window: &Window<K>) -> Option<Self> {
+    pub fn of<K>(parent: P, filter: F, window: &Window<K>) -> Option<Self> {
         (window.after.is_none() && window.before.is_none()).then_some(Self {
             parent,
             filter,
@@ -176,33 +184,35 @@ pub trait ChildList: Send + Sync + 'static {
     /// What narrows the list besides its parent; keys with equal filters and sizes
     /// share a statement.
     type Filter: Clone + Eq + std::hash::Hash + Send + Sync + 'static;
+    /// The id of the parent row.
+    type Parent: Copy + Eq + std::hash::Hash + Send + Sync + 'static;
     type Row: Clone + Send + Sync + 'static;
     fn fetch(
         store: &Store,
-        owner_id: Uuid,
-        parents: &[Uuid],
+        owner_id: OwnerId,
+        parents: &[Self::Parent],
         filter: &Self::Filter,
         limit: u64,
         from_end: bool,
     ) -> impl Future<Output = Result<Vec<Self::Row>, AppError>> + Send;
-    fn parent(row: &Self::Row) -> Uuid;
+    fn parent(row: &Self::Row) -> Self::Parent;
 }
 
 pub struct FirstPages<L> {
     store: Store,
-    owner_id: Uuid,
+    owner_id: OwnerId,
     _list: PhantomData<L>,
 }
 
-impl<L: ChildList> Loader<PageKey<L::Filter>> for FirstPages<L> {
+impl<L: ChildList> Loader<PageKey<L::Parent, L::Filter>> for FirstPages<L> {
     type Value = Paged<L::Row>;
     type Error = AppError;
 
     async fn load(
         &self,
-        keys: &[PageKey<L::Filter>],
-    ) -> Result<HashMap<PageKey<L::Filter>, Self::Value>, AppError> {
-        let mut groups: HashMap<(L::Filter, u64, bool), Vec<Uuid>> = HashMap::new();
+        keys: &[PageKey<L::Parent, L::Filter>],
+    ) -> Result<HashMap<PageKey<L::Parent, L::Filter>, Self::Value>, AppError> {
+        let mut groups: HashMap<(L::Filter, u64, bool), Vec<L::Parent>> = HashMap::new();
         for key in keys {
             groups
                 .entry((key.filter.clone(), key.limit, key.from_end))
@@ -238,11 +248,12 @@ impl<L: ChildList> Loader<PageKey<L::Filter>> for FirstPages<L> {
 pub struct TaskCheckpoints;
 impl ChildList for TaskCheckpoints {
     type Filter = ();
+    type Parent = TaskId;
     type Row = checkpoint::Model;
     async fn fetch(
         store: &Store,
-        owner_id: Uuid,
-        parents: &[Uuid],
+        owner_id: OwnerId,
+        parents: &[TaskId],
         _: &(),
         limit: u64,
         from_end: bool,
@@ -255,7 +266,7 @@ impl ChildList for TaskCheckpoints {
         )
         .await
     }
-    fn parent(row: &Self::Row) -> Uuid {
+    fn parent(row: &Self::Row) -> TaskId {
         row.task_id
     }
 }
@@ -264,11 +275,12 @@ impl ChildList for TaskCheckpoints {
 pub struct TaskEvents;
 impl ChildList for TaskEvents {
     type Filter = Option<Vec<TaskEventType>>;
+    type Parent = TaskId;
     type Row = task_event::Model;
     async fn fetch(
         store: &Store,
-        owner_id: Uuid,
-        parents: &[Uuid],
+        owner_id: OwnerId,
+        parents: &[TaskId],
         types: &Self::Filter,
         limit: u64,
         from_end: bool,
@@ -283,7 +295,7 @@ impl ChildList for TaskEvents {
         )
         .await
     }
-    fn parent(row: &Self::Row) -> Uuid {
+    fn parent(row: &Self::Row) -> TaskId {
         row.task_id
     }
 }
@@ -292,11 +304,12 @@ impl ChildList for TaskEvents {
 pub struct ContractTasks;
 impl ChildList for ContractTasks {
     type Filter = tasks::TaskFilter;
+    type Parent = ContractId;
     type Row = task::Model;
     async fn fetch(
         store: &Store,
-        owner_id: Uuid,
-        parents: &[Uuid],
+        owner_id: OwnerId,
+        parents: &[ContractId],
         filter: &Self::Filter,
         limit: u64,
         from_end: bool,
@@ -310,8 +323,8 @@ impl ChildList for ContractTasks {
         )
         .await
     }
-    fn parent(row: &Self::Row) -> Uuid {
-        row.contract_id.unwrap_or_default()
+    fn parent(row: &Self::Row) -> ContractId {
+        row.contract_id.unwrap_or(ContractId(Uuid::nil()))
     }
 }
 
@@ -319,11 +332,12 @@ impl ChildList for ContractTasks {
 pub struct ContractHistory;
 impl ChildList for ContractHistory {
     type Filter = history::TimelineFilter;
+    type Parent = ContractId;
     type Row = history_event::Model;
     async fn fetch(
         store: &Store,
-        owner_id: Uuid,
-        parents: &[Uuid],
+        owner_id: OwnerId,
+        parents: &[ContractId],
         filter: &Self::Filter,
         limit: u64,
         from_end: bool,
@@ -337,35 +351,35 @@ impl ChildList for ContractHistory {
         )
         .await
     }
-    fn parent(row: &Self::Row) -> Uuid {
-        row.contract_id.unwrap_or_default()
+    fn parent(row: &Self::Row) -> ContractId {
+        row.contract_id.unwrap_or(ContractId(Uuid::nil()))
     }
 }
 
 /// The first or last page of a conversation (by its head segment) and its length.
 pub struct ConversationPages {
     store: Store,
-    owner_id: Uuid,
+    owner_id: OwnerId,
 }
 
-impl Loader<PageKey<()>> for ConversationPages {
+impl Loader<PageKey<ConversationId, ()>> for ConversationPages {
     type Value = (Paged<message::Model>, i32);
     type Error = AppError;
 
     async fn load(
         &self,
-        keys: &[PageKey<()>],
-    ) -> Result<HashMap<PageKey<()>, Self::Value>, AppError> {
-        let heads: Vec<Uuid> = keys.iter().map(|k| k.parent).collect();
+        keys: &[PageKey<ConversationId, ()>],
+    ) -> Result<HashMap<PageKey<ConversationId, ()>, Self::Value>, AppError> {
+        let heads: Vec<ConversationId> = keys.iter().map(|k| k.parent).collect();
         let rows =
             conversations::by_ids(OwnerScope::new(self.store.db(), self.owner_id), &heads).await?;
-        let rows: HashMap<Uuid, conversation::Model> =
+        let rows: HashMap<ConversationId, conversation::Model> =
             rows.into_iter().map(|r| (r.id, r)).collect();
         let mut views = HashMap::with_capacity(rows.len());
         for (id, row) in &rows {
             views.insert(*id, self.store.conversation_of(row).await?);
         }
-        let mut groups: HashMap<(u64, bool), Vec<Uuid>> = HashMap::new();
+        let mut groups: HashMap<(u64, bool), Vec<ConversationId>> = HashMap::new();
         for key in keys {
             groups
                 .entry((key.limit, key.from_end))
@@ -463,11 +477,11 @@ pub struct Loaders {
 }
 
 impl Loaders {
-    pub fn new(store: &Store, owner_id: Uuid) -> Self {
+    pub fn new(store: &Store, owner_id: OwnerId) -> Self {
         let activity = Activity::default();
         fn by_id<T: OwnedRows>(
             store: &Store,
-            owner_id: Uuid,
+            owner_id: OwnerId,
             activity: &Activity,
         ) -> DataLoader<ById<T>> {
             DataLoader::new(
@@ -481,7 +495,7 @@ impl Loaders {
         }
         fn first_pages<L: ChildList>(
             store: &Store,
-            owner_id: Uuid,
+            owner_id: OwnerId,
             activity: &Activity,
         ) -> DataLoader<FirstPages<L>> {
             DataLoader::new(

@@ -18,6 +18,7 @@ use async_graphql::{Context, Schema};
 use uuid::Uuid;
 
 use crate::domain::{App, Viewer};
+use crate::entities::ids::OwnerId;
 use crate::error::{AppError, AppResult};
 use crate::events::Events;
 use loaders::Loaders;
@@ -81,21 +82,27 @@ pub fn loaders<'a>(ctx: &Context<'a>) -> &'a Loaders {
     loaders
 }
 
-pub fn owner(ctx: &Context<'_>) -> AppResult<Uuid> {
+pub fn owner(ctx: &Context<'_>) -> AppResult<OwnerId> {
     Ok(viewer(ctx)?.owner_id)
 }
 
-/// Parses an ID argument; a malformed one is `BAD_USER_INPUT`.
-pub fn parse_id(id: &async_graphql::ID, what: &str) -> AppResult<Uuid> {
-    Uuid::parse_str(id.as_str()).map_err(|_| AppError::bad_input(format!("malformed {what} ID")))
+/// Parses an ID argument into the id type the caller names (`TaskId`, `ContractId`, …);
+/// a malformed one is `BAD_USER_INPUT`.
+pub fn parse_id<I: From<Uuid>>(id: &async_graphql::ID, what: &str) -> AppResult<I> {
+    Uuid::parse_str(id.as_str())
+        .map(I::from)
+        .map_err(|_| AppError::bad_input(format!("malformed {what} ID")))
 }
 
-pub fn parse_opt_id(id: Option<&async_graphql::ID>, what: &str) -> AppResult<Option<Uuid>> {
+pub fn parse_opt_id<I: From<Uuid>>(
+    id: Option<&async_graphql::ID>,
+    what: &str,
+) -> AppResult<Option<I>> {
     id.map(|id| parse_id(id, what)).transpose()
 }
 
-pub fn to_id(id: Uuid) -> async_graphql::ID {
-    async_graphql::ID(id.to_string())
+pub fn to_id(id: impl Into<Uuid>) -> async_graphql::ID {
+    async_graphql::ID(id.into().to_string())
 }
 
 /// Stored JSON text as the `JSON` scalar.

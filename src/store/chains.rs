@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sea_orm::ConnectionTrait;
-use uuid::Uuid;
 
 use super::conversations::{by_id, chain};
 use crate::entities::conversation;
+use crate::entities::ids::ConversationId;
 use crate::error::{AppError, AppResult};
 
 /// The default byte budget of the cache.
@@ -31,7 +31,7 @@ const STEPS: usize = 8;
 
 /// One range `from..to` stored under `segment`, after the ranges of `prev`.
 pub struct Node {
-    segment: Uuid,
+    segment: ConversationId,
     from: i32,
     to: i32,
     prev: Option<Arc<Node>>,
@@ -41,7 +41,7 @@ pub struct Node {
 /// What a node costs: the node and its `Arc` counters (allocator overhead aside).
 const NODE_BYTES: usize = size_of::<Node>() + 2 * size_of::<usize>();
 /// What a cached segment costs besides its node: its slot in the map, roughly.
-const ENTRY_BYTES: usize = size_of::<(Uuid, Entry)>() + 16;
+const ENTRY_BYTES: usize = size_of::<(ConversationId, Entry)>() + 16;
 
 impl Drop for Node {
     fn drop(&mut self) {
@@ -60,7 +60,7 @@ impl Drop for Node {
 /// `prev` followed by the range `from..to` of `segment` (nothing when it is empty).
 fn link(
     prev: Option<Arc<Node>>,
-    segment: Uuid,
+    segment: ConversationId,
     from: i32,
     to: i32,
     live: Option<&Arc<AtomicUsize>>,
@@ -112,7 +112,7 @@ impl View {
     /// The first `length` messages of `segment`, which owns `base..` after `prefix`.
     fn of(
         prefix: Option<Arc<Node>>,
-        segment: Uuid,
+        segment: ConversationId,
         base: i32,
         length: i32,
         live: Option<&Arc<AtomicUsize>>,
@@ -127,7 +127,7 @@ impl View {
 
     /// Positions `from..to` stored under `segment`, and nothing else (a batch just
     /// appended).
-    pub fn single(segment: Uuid, from: i32, to: i32) -> Self {
+    pub fn single(segment: ConversationId, from: i32, to: i32) -> Self {
         Self {
             tail: link(None, segment, from, to, None),
             length: to,
@@ -141,7 +141,7 @@ impl View {
 
     /// `(segment, from, to)` for the positions `from..to` of this view, oldest first:
     /// at most one range per position asked for.
-    pub fn ranges_between(&self, from: i32, to: i32) -> Vec<(Uuid, i32, i32)> {
+    pub fn ranges_between(&self, from: i32, to: i32) -> Vec<(ConversationId, i32, i32)> {
         let mut out: Vec<_> = self
             .newest_first()
             .take_while(|n| n.to > from)
@@ -160,7 +160,7 @@ impl View {
     }
 
     /// The segment that stores position `pos`, if the view has it.
-    pub fn owner_of(&self, pos: i32) -> Option<Uuid> {
+    pub fn owner_of(&self, pos: i32) -> Option<ConversationId> {
         self.newest_first()
             .find(|n| n.from <= pos)
             .filter(|n| pos < n.to)
@@ -178,7 +178,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Cache {
-    entries: HashMap<Uuid, Entry>,
+    entries: HashMap<ConversationId, Entry>,
     clock: u64,
 }
 
@@ -235,7 +235,7 @@ impl Chains {
     /// The conversation whose head segment is `head`. The head's row is read from `db`
     /// (its length grows with appends; inside a transaction it is that transaction's);
     /// what lies behind it comes from memory.
-    pub async fn view(&self, db: &impl ConnectionTrait, head: Uuid) -> AppResult<View> {
+    pub async fn view(&self, db: &impl ConnectionTrait, head: ConversationId) -> AppResult<View> {
         let row = by_id(db, head).await?;
         self.view_of(db, &row, row.length).await
     }
@@ -254,7 +254,7 @@ impl Chains {
     pub async fn snapshot(
         &self,
         db: &impl ConnectionTrait,
-        segment: Uuid,
+        segment: ConversationId,
         length: i32,
     ) -> AppResult<View> {
         let row = by_id(db, segment).await?;
@@ -287,7 +287,7 @@ impl Chains {
         ))
     }
 
-    fn lookup(&self, id: Uuid) -> Option<(i32, Option<Arc<Node>>)> {
+    fn lookup(&self, id: ConversationId) -> Option<(i32, Option<Arc<Node>>)> {
         let mut cache = self.cache.lock().expect("chains");
         cache.clock += 1;
         let clock = cache.clock;
@@ -300,7 +300,7 @@ impl Chains {
     async fn entry(
         &self,
         db: &impl ConnectionTrait,
-        id: Uuid,
+        id: ConversationId,
     ) -> AppResult<(i32, Option<Arc<Node>>)> {
         if let Some(hit) = self.lookup(id) {
             return Ok(hit);
@@ -359,7 +359,7 @@ impl Chains {
         above.ok_or_else(|| AppError::internal(format!("conversation {id} is missing")))
     }
 
-    fn insert(&self, computed: Vec<(Uuid, i32, Option<Arc<Node>>)>) {
+    fn insert(&self, computed: Vec<(ConversationId, i32, Option<Arc<Node>>)>) {
         let mut cache = self.cache.lock().expect("chains");
         for (id, base, prefix) in computed {
             cache.clock += 1;
@@ -372,7 +372,7 @@ impl Chains {
         }
         // Forget the least recently used down to three quarters of the budget, so that
         // eviction runs once per many insertions. Nodes shared with kept segments stay.
-        let mut by_age: Vec<(u64, Uuid)> =
+        let mut by_age: Vec<(u64, ConversationId)> =
             cache.entries.iter().map(|(k, e)| (e.used, *k)).collect();
         by_age.sort_unstable();
         for (_, id) in by_age {
@@ -388,12 +388,12 @@ impl Chains {
 mod tests {
     use super::*;
 
-    fn ids(n: usize) -> Vec<Uuid> {
-        (0..n).map(|_| Uuid::now_v7()).collect()
+    fn ids(n: usize) -> Vec<ConversationId> {
+        (0..n).map(|_| ConversationId::new()).collect()
     }
 
     /// The "append 2, rewind 1" shape: segment i owns position i.
-    fn staircase(segments: &[Uuid], live: &Arc<AtomicUsize>) -> View {
+    fn staircase(segments: &[ConversationId], live: &Arc<AtomicUsize>) -> View {
         let mut prefix = None;
         for (i, &s) in segments.iter().enumerate() {
             let next = View::of(prefix, s, i as i32, i as i32 + 1, Some(live));
@@ -430,7 +430,13 @@ mod tests {
             tail = link(tail, seg, i as i32 * 10, i as i32 * 10 + 10, Some(&live));
         }
         let view = View { tail, length: 30 };
-        let cut_view = View::of(view.tail.clone(), Uuid::now_v7(), 30, 15, Some(&live));
+        let cut_view = View::of(
+            view.tail.clone(),
+            ConversationId::new(),
+            30,
+            15,
+            Some(&live),
+        );
         assert_eq!(
             cut_view.ranges_between(0, 15),
             vec![(s[0], 0, 10), (s[1], 10, 15)]

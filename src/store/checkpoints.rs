@@ -5,11 +5,11 @@ use sea_orm::sea_query::Condition;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Select,
 };
-use uuid::Uuid;
 
 use super::keyset::{self, Keyset, Paged, Window};
 use crate::entities::checkpoint::{Column, Entity, Model};
 use crate::entities::conversation_snapshot;
+use crate::entities::ids::{CheckpointId, ContractId, OwnerId, SnapshotId, TaskId};
 use crate::error::AppResult;
 
 pub async fn insert(db: &impl ConnectionTrait, model: Model) -> AppResult<Model> {
@@ -30,7 +30,7 @@ pub async fn insert_snapshot(
 
 pub async fn by_id(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    id: Uuid,
+    id: CheckpointId,
 ) -> AppResult<Option<Model>> {
     let (db, owner_id) = scope.parts();
     Ok(Entity::find_by_id(id)
@@ -41,7 +41,7 @@ pub async fn by_id(
 
 pub async fn by_ids(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    ids: &[Uuid],
+    ids: &[CheckpointId],
 ) -> AppResult<Vec<Model>> {
     let (db, owner_id) = scope.parts();
     Ok(Entity::find()
@@ -73,11 +73,11 @@ struct ById;
 
 impl Keyset for ById {
     type Entity = Entity;
-    type Key = Uuid;
-    fn after(k: &Uuid) -> Condition {
+    type Key = CheckpointId;
+    fn after(k: &CheckpointId) -> Condition {
         Condition::all().add(Column::Id.gt(*k))
     }
-    fn before(k: &Uuid) -> Condition {
+    fn before(k: &CheckpointId) -> Condition {
         Condition::all().add(Column::Id.lt(*k))
     }
     fn order_columns() -> Vec<Column> {
@@ -85,7 +85,7 @@ impl Keyset for ById {
     }
 }
 
-pub fn of_tasks(owner_id: Uuid, task_ids: &[Uuid]) -> Select<Entity> {
+pub fn of_tasks(owner_id: OwnerId, task_ids: &[TaskId]) -> Select<Entity> {
     Entity::find()
         .filter(Column::OwnerId.eq(owner_id))
         .filter(Column::TaskId.is_in(task_ids.iter().copied()))
@@ -93,7 +93,7 @@ pub fn of_tasks(owner_id: Uuid, task_ids: &[Uuid]) -> Select<Entity> {
 
 pub async fn task_page(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    task_id: Uuid,
+    task_id: TaskId,
     window: &Window<i32>,
 ) -> AppResult<Paged<Model>> {
     let (db, owner_id) = scope.parts();
@@ -103,16 +103,16 @@ pub async fn task_page(
 /// The first or last `limit + 1` checkpoints of each task, in one statement.
 pub async fn first_per_task(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    task_ids: &[Uuid],
+    task_ids: &[TaskId],
     limit: u64,
     from_end: bool,
 ) -> AppResult<Vec<Model>> {
     let (db, owner_id) = scope.parts();
     let base = Entity::find().filter(Column::OwnerId.eq(owner_id));
-    keyset::per_parent::<ByNumber>(db, base, Column::TaskId, task_ids, limit, from_end).await
+    keyset::per_parent::<ByNumber, _>(db, base, Column::TaskId, task_ids, limit, from_end).await
 }
 
-fn of_contract(owner_id: Uuid, contract_id: Uuid) -> Select<Entity> {
+fn of_contract(owner_id: OwnerId, contract_id: ContractId) -> Select<Entity> {
     use crate::entities::task;
     use sea_orm::QuerySelect;
     let tasks = task::Entity::find()
@@ -127,8 +127,8 @@ fn of_contract(owner_id: Uuid, contract_id: Uuid) -> Select<Entity> {
 
 pub async fn contract_page(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    contract_id: Uuid,
-    window: &Window<Uuid>,
+    contract_id: ContractId,
+    window: &Window<CheckpointId>,
 ) -> AppResult<Paged<Model>> {
     let (db, owner_id) = scope.parts();
     keyset::page::<ById>(db, of_contract(owner_id, contract_id), window).await
@@ -136,7 +136,7 @@ pub async fn contract_page(
 
 pub async fn count_of_task(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    task_id: Uuid,
+    task_id: TaskId,
 ) -> AppResult<u64> {
     let (db, owner_id) = scope.parts();
     Ok(of_tasks(owner_id, &[task_id]).count(db).await?)
@@ -144,7 +144,7 @@ pub async fn count_of_task(
 
 pub async fn count_of_contract(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    contract_id: Uuid,
+    contract_id: ContractId,
 ) -> AppResult<u64> {
     let (db, owner_id) = scope.parts();
     Ok(of_contract(owner_id, contract_id).count(db).await?)
@@ -152,7 +152,7 @@ pub async fn count_of_contract(
 
 pub async fn snapshot(
     db: &impl ConnectionTrait,
-    id: Uuid,
+    id: SnapshotId,
 ) -> AppResult<conversation_snapshot::Model> {
     conversation_snapshot::Entity::find_by_id(id)
         .one(db)
@@ -163,7 +163,7 @@ pub async fn snapshot(
 /// A task's checkpoints with their snapshots, newest first.
 pub async fn with_snapshots_newest_first(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    task_id: Uuid,
+    task_id: TaskId,
 ) -> AppResult<Vec<(Model, conversation_snapshot::Model)>> {
     let (db, owner_id) = scope.parts();
     use sea_orm::QueryOrder;

@@ -2,9 +2,9 @@
 
 use super::OwnerScope;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
-use uuid::Uuid;
 
 use crate::entities::code_operation::{Column, Entity, Model};
+use crate::entities::ids::{CodeOperationId, TaskId};
 use crate::error::AppResult;
 
 pub async fn insert(db: &impl ConnectionTrait, model: Model) -> AppResult<Model> {
@@ -15,7 +15,7 @@ pub async fn insert(db: &impl ConnectionTrait, model: Model) -> AppResult<Model>
 
 pub async fn by_id(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    id: Uuid,
+    id: CodeOperationId,
 ) -> AppResult<Option<Model>> {
     let (db, owner_id) = scope.parts();
     Ok(Entity::find_by_id(id)
@@ -25,7 +25,11 @@ pub async fn by_id(
 }
 
 /// Whether `task_id` has an operation recorded after `id` (ids are time-ordered).
-pub async fn any_after(db: &impl ConnectionTrait, task_id: Uuid, id: Uuid) -> AppResult<bool> {
+pub async fn any_after(
+    db: &impl ConnectionTrait,
+    task_id: TaskId,
+    id: CodeOperationId,
+) -> AppResult<bool> {
     Ok(Entity::find()
         .filter(Column::TaskId.eq(task_id))
         .filter(Column::Id.gt(id))

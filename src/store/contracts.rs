@@ -6,9 +6,9 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QuerySelect, Select,
 };
-use uuid::Uuid;
 
 use super::keyset::{self, Keyset, Paged, Window};
+use crate::entities::ids::{ContractId, OwnerId};
 use crate::entities::kinds::ContractStatus;
 use crate::entities::{contract, supervisor_state};
 use crate::error::AppResult;
@@ -34,7 +34,7 @@ pub async fn insert_supervisor(
 
 pub async fn by_id(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    id: Uuid,
+    id: ContractId,
 ) -> AppResult<Option<contract::Model>> {
     let (db, owner_id) = scope.parts();
     Ok(contract::Entity::find_by_id(id)
@@ -46,7 +46,7 @@ pub async fn by_id(
 /// The contract row, locked against concurrent writers until the transaction ends.
 pub async fn lock(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    id: Uuid,
+    id: ContractId,
 ) -> AppResult<Option<contract::Model>> {
     let (db, owner_id) = scope.parts();
     Ok(contract::Entity::find_by_id(id)
@@ -58,7 +58,7 @@ pub async fn lock(
 
 pub async fn by_ids(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    ids: &[Uuid],
+    ids: &[ContractId],
 ) -> AppResult<Vec<contract::Model>> {
     let (db, owner_id) = scope.parts();
     Ok(contract::Entity::find()
@@ -70,7 +70,7 @@ pub async fn by_ids(
 
 pub async fn supervisors_by_contract(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    contract_ids: &[Uuid],
+    contract_ids: &[ContractId],
 ) -> AppResult<Vec<supervisor_state::Model>> {
     let (db, owner_id) = scope.parts();
     Ok(supervisor_state::Entity::find()
@@ -89,7 +89,7 @@ pub async fn update(
 
 pub async fn touch_supervisor(
     db: &impl ConnectionTrait,
-    contract_id: Uuid,
+    contract_id: ContractId,
     at: chrono::DateTime<chrono::Utc>,
 ) -> AppResult<()> {
     supervisor_state::ActiveModel {
@@ -113,11 +113,11 @@ struct ById;
 
 impl Keyset for ById {
     type Entity = contract::Entity;
-    type Key = Uuid;
-    fn after(k: &Uuid) -> Condition {
+    type Key = ContractId;
+    fn after(k: &ContractId) -> Condition {
         Condition::all().add(contract::Column::Id.gt(*k))
     }
-    fn before(k: &Uuid) -> Condition {
+    fn before(k: &ContractId) -> Condition {
         Condition::all().add(contract::Column::Id.lt(*k))
     }
     fn order_columns() -> Vec<contract::Column> {
@@ -125,7 +125,7 @@ impl Keyset for ById {
     }
 }
 
-fn filtered(owner_id: Uuid, filter: &ContractFilter) -> Select<contract::Entity> {
+fn filtered(owner_id: OwnerId, filter: &ContractFilter) -> Select<contract::Entity> {
     let mut q = contract::Entity::find().filter(contract::Column::OwnerId.eq(owner_id));
     if let Some(statuses) = &filter.status {
         q = q.filter(contract::Column::Status.is_in(statuses.iter().copied()));
@@ -139,7 +139,7 @@ fn filtered(owner_id: Uuid, filter: &ContractFilter) -> Select<contract::Entity>
 pub async fn page(
     scope: OwnerScope<'_, impl ConnectionTrait>,
     filter: &ContractFilter,
-    window: &Window<Uuid>,
+    window: &Window<ContractId>,
 ) -> AppResult<Paged<contract::Model>> {
     let (db, owner_id) = scope.parts();
     keyset::page::<ById>(db, filtered(owner_id, filter), window).await

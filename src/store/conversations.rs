@@ -13,20 +13,20 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult,
     IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Select, Statement,
 };
-use uuid::Uuid;
 
 use super::keyset::{self, Keyset, Paged, Window};
+use crate::entities::ids::{ConversationId, OwnerId, TaskId};
 use crate::entities::{conversation, message};
 use crate::error::{AppError, AppResult};
 use crate::time::now;
 
 pub async fn create_root(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    task_id: Uuid,
+    task_id: TaskId,
 ) -> AppResult<conversation::Model> {
     let (db, owner_id) = scope.parts();
     let model = conversation::Model {
-        id: Uuid::now_v7(),
+        id: ConversationId::new(),
         owner_id,
         task_id,
         parent_id: None,
@@ -39,7 +39,10 @@ pub async fn create_root(
         .await?)
 }
 
-pub async fn by_id(db: &impl ConnectionTrait, id: Uuid) -> AppResult<conversation::Model> {
+pub async fn by_id(
+    db: &impl ConnectionTrait,
+    id: ConversationId,
+) -> AppResult<conversation::Model> {
     conversation::Entity::find_by_id(id)
         .one(db)
         .await?
@@ -48,7 +51,7 @@ pub async fn by_id(db: &impl ConnectionTrait, id: Uuid) -> AppResult<conversatio
 
 pub async fn by_ids(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    ids: &[Uuid],
+    ids: &[ConversationId],
 ) -> AppResult<Vec<conversation::Model>> {
     let (db, owner_id) = scope.parts();
     Ok(conversation::Entity::find()
@@ -58,7 +61,11 @@ pub async fn by_ids(
         .await?)
 }
 
-pub async fn set_length(db: &impl ConnectionTrait, id: Uuid, length: i32) -> AppResult<()> {
+pub async fn set_length(
+    db: &impl ConnectionTrait,
+    id: ConversationId,
+    length: i32,
+) -> AppResult<()> {
     conversation::ActiveModel {
         id: Set(id),
         length: Set(length),
@@ -70,7 +77,10 @@ pub async fn set_length(db: &impl ConnectionTrait, id: Uuid, length: i32) -> App
 }
 
 /// The segments of a conversation, head first, in one recursive query.
-pub async fn chain(db: &impl ConnectionTrait, head: Uuid) -> AppResult<Vec<conversation::Model>> {
+pub async fn chain(
+    db: &impl ConnectionTrait,
+    head: ConversationId,
+) -> AppResult<Vec<conversation::Model>> {
     let backend = db.get_database_backend();
     let sql = "WITH RECURSIVE chain(id, parent_id, depth) AS ( \
                  SELECT id, parent_id, 0 FROM conversations WHERE id = $1 \
@@ -115,7 +125,7 @@ fn balanced_any(mut terms: Vec<Condition>) -> Condition {
 impl View {
     /// Rows of `messages` visible in this view between positions `from..to`.
     fn condition(&self, from: i32, to: i32) -> Condition {
-        let segment_range = |segment: Uuid, lo: i32, hi: i32| {
+        let segment_range = |segment: ConversationId, lo: i32, hi: i32| {
             use sea_orm::sea_query::ExprTrait;
             message::Column::ConversationId
                 .eq(segment)
@@ -130,7 +140,7 @@ impl View {
         balanced_any(terms)
     }
 
-    fn select(&self, owner_id: Uuid, from: i32, to: i32) -> Select<message::Entity> {
+    fn select(&self, owner_id: OwnerId, from: i32, to: i32) -> Select<message::Entity> {
         message::Entity::find()
             .filter(message::Column::OwnerId.eq(owner_id))
             .filter(self.condition(from, to))
@@ -250,7 +260,7 @@ pub async fn pages(
                     .add(message::Column::Position.lt(hi))
             })
             .collect();
-        let mut rows: HashMap<(Uuid, i32), message::Model> = if terms.is_empty() {
+        let mut rows: HashMap<(ConversationId, i32), message::Model> = if terms.is_empty() {
             HashMap::new()
         } else {
             message::Entity::find()
@@ -305,13 +315,13 @@ pub async fn insert_messages(
 impl View {
     /// Whether the snapshot `(segment, length)` — `segment` storing position
     /// `length - 1` — is a prefix of this view.
-    pub fn has_prefix(&self, segment: Uuid, length: i32) -> bool {
+    pub fn has_prefix(&self, segment: ConversationId, length: i32) -> bool {
         length == 0 || (length <= self.length && self.owner_of(length - 1) == Some(segment))
     }
 
     /// The snapshot of this view's first `length` messages: the segment storing position
     /// `length - 1` (the head itself for an empty prefix).
-    pub fn snapshot_segment(&self, head: Uuid, length: i32) -> Uuid {
+    pub fn snapshot_segment(&self, head: ConversationId, length: i32) -> ConversationId {
         if length == 0 {
             head
         } else {
@@ -324,13 +334,13 @@ impl View {
 /// one row, whatever the length. The rows after `length` stay stored and addressable.
 pub async fn branch_at(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    task_id: Uuid,
-    segment: Uuid,
+    task_id: TaskId,
+    segment: ConversationId,
     length: i32,
 ) -> AppResult<conversation::Model> {
     let (db, owner_id) = scope.parts();
     let model = conversation::Model {
-        id: Uuid::now_v7(),
+        id: ConversationId::new(),
         owner_id,
         task_id,
         parent_id: (length > 0).then_some(segment),

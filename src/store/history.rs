@@ -8,11 +8,11 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter,
     Select,
 };
-use uuid::Uuid;
 
 use super::keyset::{self, Keyset, Paged, Window};
 use crate::entities::event_data::EventData;
 use crate::entities::history_event::{self, Column, Entity, Model};
+use crate::entities::ids::{ContractId, HistoryEventId, OwnerId, TaskId};
 use crate::entities::kinds::HistoryEventType;
 use crate::error::AppResult;
 use crate::time::now;
@@ -36,9 +36,9 @@ impl TimelineCursor {
 /// An event to record; the owner, contract and task say who may see it and where. Its
 /// type is its data's.
 pub struct NewEvent {
-    pub owner_id: Uuid,
-    pub contract_id: Option<Uuid>,
-    pub task_id: Option<Uuid>,
+    pub owner_id: OwnerId,
+    pub contract_id: Option<ContractId>,
+    pub task_id: Option<TaskId>,
     pub phase: Option<String>,
     pub data: EventData,
 }
@@ -47,7 +47,7 @@ pub async fn insert(db: &impl ConnectionTrait, event: NewEvent) -> AppResult<Mod
     let model = history_event::ActiveModel {
         seq: NotSet,
         tx_id: NotSet,
-        id: Set(Uuid::now_v7()),
+        id: Set(HistoryEventId::new()),
         owner_id: Set(event.owner_id),
         event_type: Set(event.data.event_type()),
         contract_id: Set(event.contract_id),
@@ -62,8 +62,8 @@ pub async fn insert(db: &impl ConnectionTrait, event: NewEvent) -> AppResult<Mod
 /// Which events a timeline read returns (besides the owner, always applied).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TimelineFilter {
-    pub contract_id: Option<Uuid>,
-    pub task_id: Option<Uuid>,
+    pub contract_id: Option<ContractId>,
+    pub task_id: Option<TaskId>,
     pub types: Option<Vec<HistoryEventType>>,
     pub phase: Option<String>,
     pub since: Option<DateTime<Utc>>,
@@ -129,7 +129,7 @@ impl Keyset for ByCursor {
 /// already seen.
 pub(super) fn visible(
     backend: DatabaseBackend,
-    owner_id: Uuid,
+    owner_id: OwnerId,
     filter: &TimelineFilter,
 ) -> Select<Entity> {
     let mut q = Entity::find().filter(Column::OwnerId.eq(owner_id));
@@ -182,7 +182,7 @@ pub async fn page(
 /// `contract_id` is left out), in one statement.
 pub async fn first_per_contract(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    contract_ids: &[Uuid],
+    contract_ids: &[ContractId],
     filter: &TimelineFilter,
     limit: u64,
     from_end: bool,
@@ -196,7 +196,7 @@ pub async fn first_per_contract(
         ..filter.clone()
     };
     let base = visible(db.get_database_backend(), owner_id, &filter);
-    keyset::per_parent::<ByCursor>(db, base, Column::ContractId, contract_ids, limit, from_end)
+    keyset::per_parent::<ByCursor, _>(db, base, Column::ContractId, contract_ids, limit, from_end)
         .await
 }
 
@@ -215,7 +215,7 @@ pub async fn count(
 
 pub async fn by_id(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    id: Uuid,
+    id: HistoryEventId,
 ) -> AppResult<Option<Model>> {
     let (db, owner_id) = scope.parts();
     Ok(Entity::find()

@@ -2,16 +2,16 @@
 
 use super::OwnerScope;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
-use uuid::Uuid;
 
 use crate::entities::idempotency_key::{Column, Entity, Model};
+use crate::entities::ids::TaskId;
 use crate::error::AppResult;
 use crate::time::now;
 
 pub async fn find(
     scope: OwnerScope<'_, impl ConnectionTrait>,
     mutation: &str,
-    task_id: Uuid,
+    task_id: TaskId,
     key: &str,
 ) -> AppResult<Option<Model>> {
     let (db, owner_id) = scope.parts();
@@ -28,7 +28,7 @@ pub async fn find(
 pub async fn insert(
     scope: OwnerScope<'_, impl ConnectionTrait>,
     mutation: &str,
-    task_id: Uuid,
+    task_id: TaskId,
     key: &str,
     request_hash: String,
     result: String,

@@ -3,9 +3,9 @@
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
 };
-use uuid::Uuid;
 
 use crate::entities::code_operation_intent::{Column, Entity, Model};
+use crate::entities::ids::{CodeOperationId, TaskId};
 use crate::error::AppResult;
 
 pub async fn insert(db: &impl ConnectionTrait, model: Model) -> AppResult<()> {
@@ -15,12 +15,12 @@ pub async fn insert(db: &impl ConnectionTrait, model: Model) -> AppResult<()> {
     Ok(())
 }
 
-pub async fn by_id(db: &impl ConnectionTrait, id: Uuid) -> AppResult<Option<Model>> {
+pub async fn by_id(db: &impl ConnectionTrait, id: CodeOperationId) -> AppResult<Option<Model>> {
     Ok(Entity::find_by_id(id).one(db).await?)
 }
 
 /// Deletes an intent; returns whether it was still there.
-pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> AppResult<bool> {
+pub async fn delete(db: &impl ConnectionTrait, id: CodeOperationId) -> AppResult<bool> {
     Ok(Entity::delete_by_id(id).exec(db).await?.rows_affected == 1)
 }
 
@@ -30,7 +30,7 @@ pub async fn all(db: &impl ConnectionTrait) -> AppResult<Vec<Model>> {
 }
 
 /// Whether `task_id` has an intent (for tests and checks).
-pub async fn any_for_task(db: &impl ConnectionTrait, task_id: Uuid) -> AppResult<bool> {
+pub async fn any_for_task(db: &impl ConnectionTrait, task_id: TaskId) -> AppResult<bool> {
     Ok(Entity::find()
         .filter(Column::TaskId.eq(task_id))
         .one(db)

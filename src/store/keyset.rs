@@ -7,7 +7,6 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
-use uuid::Uuid;
 
 use crate::error::AppResult;
 
@@ -96,11 +95,11 @@ const PARENTS_PER_STATEMENT: usize = 100;
 /// one index range read with its own `LIMIT`, joined by `UNION ALL` (a window function
 /// over the parents would read every row of every parent). Rows come back in list
 /// order within each parent; the extra row tells the caller that more exist.
-pub async fn per_parent<S: Keyset>(
+pub async fn per_parent<S: Keyset, K: Copy + Into<sea_orm::Value>>(
     db: &impl ConnectionTrait,
     base: Select<S::Entity>,
     parent: <S::Entity as EntityTrait>::Column,
-    parents: &[Uuid],
+    parents: &[K],
     limit: u64,
     from_end: bool,
 ) -> AppResult<Vec<<S::Entity as EntityTrait>::Model>> {
@@ -108,7 +107,7 @@ pub async fn per_parent<S: Keyset>(
     let backend = db.get_database_backend();
     let mut rows = Vec::new();
     for chunk in parents.chunks(PARENTS_PER_STATEMENT) {
-        let member = |i: usize, id: Uuid| {
+        let member = |i: usize, id: K| {
             let inner = S::order(base.clone().filter(parent.eq(id)), order.clone())
                 .limit(limit + 1)
                 .into_query();
@@ -140,14 +139,14 @@ pub async fn per_parent<S: Keyset>(
 }
 
 /// Splits the rows of `per_parent` into one page per parent, in `parents`' order.
-pub fn pages_per_parent<T>(
+pub fn pages_per_parent<T, K: Copy + Eq + std::hash::Hash>(
     rows: Vec<T>,
-    parent_of: impl Fn(&T) -> Uuid,
-    parents: &[Uuid],
+    parent_of: impl Fn(&T) -> K,
+    parents: &[K],
     limit: u64,
     from_end: bool,
-) -> Vec<(Uuid, Paged<T>)> {
-    let mut by_parent: std::collections::HashMap<Uuid, Vec<T>> = Default::default();
+) -> Vec<(K, Paged<T>)> {
+    let mut by_parent: std::collections::HashMap<K, Vec<T>> = Default::default();
     for row in rows {
         by_parent.entry(parent_of(&row)).or_default().push(row);
     }

@@ -12,10 +12,10 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Select,
 };
-use uuid::Uuid;
 
 use super::history::{TimelineCursor, TimelineFilter, after_cursor, visible};
 use crate::entities::history_event::{Column, Entity, Model};
+use crate::entities::ids::{OwnerId, TaskId};
 use crate::entities::task_event;
 use crate::error::AppResult;
 
@@ -78,7 +78,7 @@ pub async fn replay(
 /// ordered by task and sequence.
 pub async fn task_event_ranges(
     db: &impl ConnectionTrait,
-    ranges: &[(Uuid, i64, i64)],
+    ranges: &[(TaskId, i64, i64)],
 ) -> AppResult<Vec<task_event::Model>> {
     use task_event::Column as C;
     if ranges.is_empty() {
@@ -98,7 +98,7 @@ pub async fn task_event_ranges(
 
 /// Whether `event` is one of the owner's events matching `filter`: the in-memory twin
 /// of the conditions `history::visible` puts in SQL (keep the two in step).
-pub fn matches(owner_id: Uuid, filter: &TimelineFilter, event: &Model) -> bool {
+pub fn matches(owner_id: OwnerId, filter: &TimelineFilter, event: &Model) -> bool {
     event.owner_id == owner_id
         && filter
             .contract_id

@@ -31,6 +31,7 @@ use sea_orm::{
 };
 
 use crate::entities::history_event;
+use crate::entities::ids::ConversationId;
 use crate::error::{AppError, AppResult};
 pub use scope::OwnerScope;
 
@@ -143,7 +144,7 @@ impl Store {
 
     /// The conversation whose head segment is `head`, for reads outside a transaction
     /// (the chain behind the head comes from memory when it was read before).
-    pub async fn conversation(&self, head: uuid::Uuid) -> AppResult<conversations::View> {
+    pub async fn conversation(&self, head: ConversationId) -> AppResult<conversations::View> {
         self.chains.view(&self.db, head).await
     }
 
@@ -160,7 +161,7 @@ impl Store {
     pub async fn conversation_in(
         &self,
         conn: &impl ConnectionTrait,
-        head: uuid::Uuid,
+        head: ConversationId,
     ) -> AppResult<conversations::View> {
         self.chains.view(conn, head).await
     }
@@ -169,7 +170,7 @@ impl Store {
     /// snapshot).
     pub async fn snapshot(
         &self,
-        segment: uuid::Uuid,
+        segment: ConversationId,
         length: i32,
     ) -> AppResult<conversations::View> {
         self.chains.snapshot(&self.db, segment, length).await

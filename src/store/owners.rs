@@ -4,8 +4,8 @@ use super::OwnerScope;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
 };
-use uuid::Uuid;
 
+use crate::entities::ids::{ApiKeyId, OwnerId};
 use crate::entities::{api_key, owner};
 use crate::error::AppResult;
 use crate::time::now;
@@ -31,7 +31,7 @@ pub async fn find_or_insert(db: &impl ConnectionTrait, name: &str) -> AppResult<
 
 pub async fn insert(db: &impl ConnectionTrait, name: &str) -> AppResult<owner::Model> {
     let model = owner::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(OwnerId::new()),
         name: Set(name.to_owned()),
         created_at: Set(now()),
     };
@@ -44,7 +44,7 @@ pub async fn insert_key(
 ) -> AppResult<()> {
     let (db, owner_id) = scope.parts();
     let model = api_key::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(ApiKeyId::new()),
         owner_id: Set(owner_id),
         key_hash: Set(key_hash.to_owned()),
         created_at: Set(now()),

@@ -4,12 +4,12 @@
 //! owner in the row; the few queries of no owner (API keys, code operation intents, the
 //! live tail) say so in their names and docs.
 
-use uuid::Uuid;
+use crate::entities::ids::OwnerId;
 
 /// A connection or transaction acting for one owner. Cheap to copy.
 pub struct OwnerScope<'c, C> {
     db: &'c C,
-    owner_id: Uuid,
+    owner_id: OwnerId,
 }
 
 impl<C> Clone for OwnerScope<'_, C> {
@@ -21,16 +21,16 @@ impl<C> Clone for OwnerScope<'_, C> {
 impl<C> Copy for OwnerScope<'_, C> {}
 
 impl<'c, C> OwnerScope<'c, C> {
-    pub fn new(db: &'c C, owner_id: Uuid) -> Self {
+    pub fn new(db: &'c C, owner_id: OwnerId) -> Self {
         Self { db, owner_id }
     }
 
-    pub fn owner_id(self) -> Uuid {
+    pub fn owner_id(self) -> OwnerId {
         self.owner_id
     }
 
     /// The connection and the owner, for the store's own queries.
-    pub(super) fn parts(self) -> (&'c C, Uuid) {
+    pub(super) fn parts(self) -> (&'c C, OwnerId) {
         (self.db, self.owner_id)
     }
 }

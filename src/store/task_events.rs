@@ -5,9 +5,9 @@ use sea_orm::sea_query::Condition;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, Select,
 };
-use uuid::Uuid;
 
 use super::keyset::{self, Keyset, Paged, Window};
+use crate::entities::ids::{OwnerId, TaskId};
 use crate::entities::kinds::TaskEventType;
 use crate::entities::task_event::{Column, Entity, Model};
 use crate::error::AppResult;
@@ -38,7 +38,7 @@ impl Keyset for BySequence {
     }
 }
 
-fn of_task(owner_id: Uuid, task_id: Uuid, types: Option<&[TaskEventType]>) -> Select<Entity> {
+fn of_task(owner_id: OwnerId, task_id: TaskId, types: Option<&[TaskEventType]>) -> Select<Entity> {
     let mut q = Entity::find()
         .filter(Column::TaskId.eq(task_id))
         .filter(Column::OwnerId.eq(owner_id));
@@ -50,7 +50,7 @@ fn of_task(owner_id: Uuid, task_id: Uuid, types: Option<&[TaskEventType]>) -> Se
 
 pub async fn page(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    task_id: Uuid,
+    task_id: TaskId,
     types: Option<&[TaskEventType]>,
     window: &Window<i64>,
 ) -> AppResult<Paged<Model>> {
@@ -68,7 +68,7 @@ pub async fn page(
 /// The first or last `limit + 1` events of each task, in one statement.
 pub async fn first_per_task(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    task_ids: &[Uuid],
+    task_ids: &[TaskId],
     types: Option<&[TaskEventType]>,
     limit: u64,
     from_end: bool,
@@ -81,12 +81,12 @@ pub async fn first_per_task(
     if let Some(types) = types {
         base = base.filter(Column::EventType.is_in(types.iter().map(|t| t.as_str())));
     }
-    keyset::per_parent::<BySequence>(db, base, Column::TaskId, task_ids, limit, from_end).await
+    keyset::per_parent::<BySequence, _>(db, base, Column::TaskId, task_ids, limit, from_end).await
 }
 
 pub async fn count(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    task_id: Uuid,
+    task_id: TaskId,
     types: Option<&[TaskEventType]>,
 ) -> AppResult<u64> {
     let (db, owner_id) = scope.parts();
@@ -99,7 +99,7 @@ pub async fn count(
 /// Events with sequence in `from..=to`, in order (the result of one append).
 pub async fn range(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    task_id: Uuid,
+    task_id: TaskId,
     from: i64,
     to: i64,
 ) -> AppResult<Vec<Model>> {

@@ -4,20 +4,20 @@
 //! database file; its callers rely on the in-process task lock alone.
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, Statement};
-use uuid::Uuid;
 
+use crate::entities::ids::TaskId;
 use crate::error::{AppError, AppResult};
 
 /// The advisory-lock key of a task (one-key form: apart from the timeline's two-key locks).
-pub fn key(task_id: Uuid) -> i64 {
-    let low: [u8; 8] = task_id.as_bytes()[8..16]
+pub fn key(task_id: TaskId) -> i64 {
+    let low: [u8; 8] = task_id.0.as_bytes()[8..16]
         .try_into()
         .expect("a UUID has 16 bytes");
     i64::from_be_bytes(low)
 }
 
 /// Waits for and takes the task's lock until `txn` ends (PostgreSQL; a no-op elsewhere).
-pub async fn lock(txn: &DatabaseTransaction, task_id: Uuid) -> AppResult<()> {
+pub async fn lock(txn: &DatabaseTransaction, task_id: TaskId) -> AppResult<()> {
     if txn.get_database_backend() != DatabaseBackend::Postgres {
         return Ok(());
     }
@@ -32,7 +32,7 @@ pub async fn lock(txn: &DatabaseTransaction, task_id: Uuid) -> AppResult<()> {
 
 /// Takes the task's lock until `txn` ends if no one holds it; whether it did (always
 /// true off PostgreSQL).
-pub async fn try_lock(txn: &DatabaseTransaction, task_id: Uuid) -> AppResult<bool> {
+pub async fn try_lock(txn: &DatabaseTransaction, task_id: TaskId) -> AppResult<bool> {
     if txn.get_database_backend() != DatabaseBackend::Postgres {
         return Ok(true);
     }

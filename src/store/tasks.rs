@@ -6,9 +6,9 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QuerySelect, Select,
 };
-use uuid::Uuid;
 
 use super::keyset::{self, Keyset, Paged, Window};
+use crate::entities::ids::{ContractId, ConversationId, OwnerId, TaskId};
 use crate::entities::kinds::TaskStatus;
 use crate::entities::task::{Column, Entity, Model};
 use crate::error::AppResult;
@@ -16,10 +16,10 @@ use crate::error::AppResult;
 /// A new PENDING task with no contract, repository, lineage, events or checkpoints;
 /// callers set what differs with struct update syntax.
 pub fn new_row(
-    owner_id: Uuid,
-    id: Uuid,
+    owner_id: OwnerId,
+    id: TaskId,
     name: String,
-    conversation_id: Uuid,
+    conversation_id: ConversationId,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Model {
     Model {
@@ -58,7 +58,7 @@ pub async fn insert(db: &impl ConnectionTrait, model: Model) -> AppResult<Model>
 
 pub async fn by_id(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    id: Uuid,
+    id: TaskId,
 ) -> AppResult<Option<Model>> {
     let (db, owner_id) = scope.parts();
     Ok(Entity::find_by_id(id)
@@ -73,7 +73,7 @@ pub async fn by_id(
 /// append racing a rewind sees one state or the other, never a mix.
 pub async fn lock(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    id: Uuid,
+    id: TaskId,
 ) -> AppResult<Option<Model>> {
     let (db, owner_id) = scope.parts();
     Ok(Entity::find_by_id(id)
@@ -85,7 +85,7 @@ pub async fn lock(
 
 pub async fn by_ids(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    ids: &[Uuid],
+    ids: &[TaskId],
 ) -> AppResult<Vec<Model>> {
     let (db, owner_id) = scope.parts();
     Ok(Entity::find()
@@ -132,9 +132,9 @@ pub async fn paths_used_by_other_owner(
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TaskFilter {
-    pub contract_id: Option<Uuid>,
-    pub parent_task_id: Option<Uuid>,
-    pub forked_from_task_id: Option<Uuid>,
+    pub contract_id: Option<ContractId>,
+    pub parent_task_id: Option<TaskId>,
+    pub forked_from_task_id: Option<TaskId>,
     pub status: Option<Vec<TaskStatus>>,
     pub is_supervisor: Option<bool>,
 }
@@ -143,11 +143,11 @@ pub struct ById;
 
 impl Keyset for ById {
     type Entity = Entity;
-    type Key = Uuid;
-    fn after(k: &Uuid) -> Condition {
+    type Key = TaskId;
+    fn after(k: &TaskId) -> Condition {
         Condition::all().add(Column::Id.gt(*k))
     }
-    fn before(k: &Uuid) -> Condition {
+    fn before(k: &TaskId) -> Condition {
         Condition::all().add(Column::Id.lt(*k))
     }
     fn order_columns() -> Vec<Column> {
@@ -155,7 +155,7 @@ impl Keyset for ById {
     }
 }
 
-pub fn filtered(owner_id: Uuid, filter: &TaskFilter) -> Select<Entity> {
+pub fn filtered(owner_id: OwnerId, filter: &TaskFilter) -> Select<Entity> {
     let mut q = Entity::find().filter(Column::OwnerId.eq(owner_id));
     if let Some(c) = filter.contract_id {
         q = q.filter(Column::ContractId.eq(c));
@@ -178,7 +178,7 @@ pub fn filtered(owner_id: Uuid, filter: &TaskFilter) -> Select<Entity> {
 pub async fn page(
     scope: OwnerScope<'_, impl ConnectionTrait>,
     filter: &TaskFilter,
-    window: &Window<Uuid>,
+    window: &Window<TaskId>,
 ) -> AppResult<Paged<Model>> {
     let (db, owner_id) = scope.parts();
     keyset::page::<ById>(db, filtered(owner_id, filter), window).await
@@ -188,7 +188,7 @@ pub async fn page(
 /// `contract_id` is left out), in one statement.
 pub async fn first_per_contract(
     scope: OwnerScope<'_, impl ConnectionTrait>,
-    contract_ids: &[Uuid],
+    contract_ids: &[ContractId],
     filter: &TaskFilter,
     limit: u64,
     from_end: bool,
@@ -199,7 +199,7 @@ pub async fn first_per_contract(
         ..filter.clone()
     };
     let base = filtered(owner_id, &filter);
-    keyset::per_parent::<ById>(db, base, Column::ContractId, contract_ids, limit, from_end).await
+    keyset::per_parent::<ById, _>(db, base, Column::ContractId, contract_ids, limit, from_end).await
 }
 
 pub async fn count(

@@ -5,9 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use uuid::Uuid;
-
 use super::super::{App, Viewer};
+use crate::entities::ids::{CodeOperationId, TaskId};
 use crate::entities::kinds::{CodeOperationKind, CodeOperationStatus};
 use crate::entities::{code_operation, code_operation_intent};
 use crate::error::{AppError, AppResult};
@@ -35,7 +34,7 @@ enum Step {
 pub struct Intent {
     row: code_operation_intent::Model,
     /// The task the recorded operation belongs to (for a new worktree, the new task).
-    op_task_id: Uuid,
+    op_task_id: TaskId,
     step: Step,
 }
 
@@ -47,13 +46,13 @@ pub struct Ran {
 
 fn row(
     viewer: &Viewer,
-    task_id: Uuid,
+    task_id: TaskId,
     kind: CodeOperationKind,
     dir: &Path,
     commit: &str,
 ) -> code_operation_intent::Model {
     code_operation_intent::Model {
-        id: Uuid::now_v7(),
+        id: CodeOperationId::new(),
         owner_id: viewer.owner_id,
         task_id,
         kind,
@@ -78,7 +77,7 @@ async fn branch_is_new(repo: &Path, branch: &str) -> AppResult<()> {
 
 impl Intent {
     /// Restoring `dir` (the code of `task_id`) to `commit`, saving what it replaces.
-    pub fn restore(viewer: &Viewer, task_id: Uuid, dir: &Path, commit: &str) -> Self {
+    pub fn restore(viewer: &Viewer, task_id: TaskId, dir: &Path, commit: &str) -> Self {
         let mut row = row(viewer, task_id, CodeOperationKind::Restore, dir, commit);
         row.saved_ref = Some(format!("refs/makima/saved/{}", row.id));
         Self {
@@ -91,7 +90,7 @@ impl Intent {
     /// Putting `dir` back to the state a restore saved under `saved`.
     pub async fn unrestore(
         viewer: &Viewer,
-        task_id: Uuid,
+        task_id: TaskId,
         dir: &Path,
         saved: &str,
     ) -> AppResult<Self> {
@@ -109,7 +108,7 @@ impl Intent {
     /// Creating `branch` at `commit` in `repo`.
     pub async fn branch(
         viewer: &Viewer,
-        task_id: Uuid,
+        task_id: TaskId,
         repo: &Path,
         branch: &str,
         commit: &str,
@@ -128,8 +127,8 @@ impl Intent {
     /// `branch` at `commit` of `repo`; `source_task_id` is the existing task it comes from.
     pub async fn worktree(
         viewer: &Viewer,
-        source_task_id: Uuid,
-        new_task_id: Uuid,
+        source_task_id: TaskId,
+        new_task_id: TaskId,
         repo: &Path,
         path: &Path,
         branch: &str,
@@ -161,12 +160,12 @@ impl Intent {
         }
     }
 
-    pub fn id(&self) -> Uuid {
+    pub fn id(&self) -> CodeOperationId {
         self.row.id
     }
 
     /// The existing task the operation acts on (its cross-process lock is held).
-    pub fn task_id(&self) -> Uuid {
+    pub fn task_id(&self) -> TaskId {
         self.row.task_id
     }
 

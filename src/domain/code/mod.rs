@@ -9,9 +9,9 @@ mod runner;
 use std::path::PathBuf;
 
 use sea_orm::ConnectionTrait;
-use uuid::Uuid;
 
 use super::{App, Viewer};
+use crate::entities::ids::{CheckpointId, TaskId};
 use crate::entities::{checkpoint, conversation_snapshot, task};
 use crate::error::{AppError, AppResult};
 use crate::store::checkpoints;
@@ -30,7 +30,7 @@ pub fn code_dir(task: &task::Model) -> Option<PathBuf> {
 }
 
 /// Where the server puts the linked worktree of a task it creates.
-pub fn worktree_path(app: &App, task_id: Uuid) -> PathBuf {
+pub fn worktree_path(app: &App, task_id: TaskId) -> PathBuf {
     app.workspace_root
         .join(".makima")
         .join("worktrees")
@@ -45,7 +45,7 @@ pub fn restore_intent(viewer: &Viewer, task: &task::Model, commit: &str) -> Opti
 }
 
 /// The task as it stands before an operation is announced (its contract not archived).
-pub async fn read_task(app: &App, viewer: &Viewer, task_id: Uuid) -> AppResult<task::Model> {
+pub async fn read_task(app: &App, viewer: &Viewer, task_id: TaskId) -> AppResult<task::Model> {
     let (task, _) = super::tasks::lock_for_change(app.store.db(), viewer, task_id).await?;
     Ok(task)
 }
@@ -55,8 +55,8 @@ pub async fn read_task(app: &App, viewer: &Viewer, task_id: Uuid) -> AppResult<t
 pub async fn checkpoint_of(
     db: &impl ConnectionTrait,
     viewer: &Viewer,
-    checkpoint_id: Uuid,
-    task_id: Uuid,
+    checkpoint_id: CheckpointId,
+    task_id: TaskId,
 ) -> AppResult<(checkpoint::Model, conversation_snapshot::Model)> {
     let cp = checkpoints::by_id(viewer.scope(db), checkpoint_id)
         .await?
@@ -75,7 +75,7 @@ pub async fn checkpoint_of(
 pub async fn newest_prefix_checkpoint(
     db: &impl ConnectionTrait,
     viewer: &Viewer,
-    task_id: Uuid,
+    task_id: TaskId,
     view: &View,
     length: i32,
 ) -> AppResult<Option<(checkpoint::Model, conversation_snapshot::Model)>> {

@@ -14,11 +14,11 @@
 //! no git step goes straight from planning to recording.
 
 use sea_orm::DatabaseTransaction;
-use uuid::Uuid;
 
 use super::super::{App, Viewer};
 use super::intent::{Intent, Ran};
 use crate::entities::event_data::EventData;
+use crate::entities::ids::{ContractId, TaskId};
 use crate::entities::{code_operation, contract, history_event, task};
 use crate::error::{AppError, AppResult};
 use crate::store::OwnerScope;
@@ -36,7 +36,7 @@ pub trait Change: Sync {
     /// The existing task the change acts on (for a new worktree, the task it comes
     /// from): changes of one task run one at a time, and an interrupted git step is
     /// recovered under this task's lock. `None`: the change touches no existing task.
-    fn task_id(&self) -> Option<Uuid>;
+    fn task_id(&self) -> Option<TaskId>;
 
     /// Reads what the change needs (outside any transaction, the task's in-process lock
     /// held), checks what it can, and decides the git step, if any.
@@ -72,8 +72,8 @@ pub struct Recorded<T> {
 
 /// A history event of the viewer's (the owner is the viewer's).
 pub struct Event {
-    pub contract_id: Option<Uuid>,
-    pub task_id: Option<Uuid>,
+    pub contract_id: Option<ContractId>,
+    pub task_id: Option<TaskId>,
     pub phase: Option<String>,
     pub data: EventData,
 }
@@ -252,7 +252,7 @@ impl Step {
 /// On PostgreSQL, a transaction holding the task's cross-process lock, opened before git
 /// runs. On SQLite, nothing: holding its single write lock while git runs would stall
 /// every writer.
-async fn lock_task(app: &App, task_id: Uuid) -> AppResult<Option<DatabaseTransaction>> {
+async fn lock_task(app: &App, task_id: TaskId) -> AppResult<Option<DatabaseTransaction>> {
     if !app.store.is_postgres() {
         return Ok(None);
     }

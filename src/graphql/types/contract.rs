@@ -9,6 +9,7 @@ use super::message::MessageConnection;
 use super::supervisor::Supervisor;
 use super::task::{TaskConnection, conversation_connection, task_connection};
 use crate::domain::contracts::phases_of;
+use crate::entities::ids::ContractId;
 use crate::entities::kinds::ContractStatus;
 use crate::entities::{checkpoint, contract};
 use crate::error::AppError;
@@ -25,9 +26,9 @@ pub struct Contract(pub contract::Model);
 connection!(ContractConnection, ContractEdge, Contract, "contracts");
 
 /// A filter naming another contract than this one matches nothing.
-fn scoped(given: Option<Uuid>, this: Uuid) -> Option<Uuid> {
+fn scoped(given: Option<ContractId>, this: ContractId) -> Option<ContractId> {
     match given {
-        Some(other) if other != this => Some(Uuid::nil()),
+        Some(other) if other != this => Some(ContractId(Uuid::nil())),
         _ => Some(this),
     }
 }

@@ -1,14 +1,14 @@
 use async_graphql::{Context, Object, Result};
-use uuid::Uuid;
 
 use super::{checkpoint::Checkpoint, task::Task};
+use crate::entities::ids::{CheckpointId, TaskId};
 use crate::error::AppError;
 use crate::graphql::loaders;
 
 /// Where a forked task came from.
 pub struct ForkOrigin {
-    pub task_id: Uuid,
-    pub checkpoint_id: Option<Uuid>,
+    pub task_id: TaskId,
+    pub checkpoint_id: Option<CheckpointId>,
     pub message_count: i32,
 }
 

@@ -1,6 +1,5 @@
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::checkpoint::{Checkpoint, CheckpointConnection};
 use super::contract::Contract;
@@ -8,6 +7,7 @@ use super::filters::TaskEventFilter;
 use super::fork_origin::ForkOrigin;
 use super::message::{Message, MessageConnection};
 use super::task_event::{TaskEvent, TaskEventConnection};
+use crate::entities::ids::{ConversationId, TaskId};
 use crate::entities::kinds::TaskStatus;
 use crate::entities::{checkpoint, message, task, task_event};
 use crate::error::AppResult;
@@ -34,7 +34,7 @@ pub async fn task_connection(
 ) -> AppResult<TaskConnection> {
     let store = app(ctx).store.clone();
     let owner_id = owner(ctx)?;
-    let read = |window: Window<Uuid>| async move {
+    let read = |window: Window<TaskId>| async move {
         // The parent, not the filter, says which contract.
         let siblings = tasks::TaskFilter {
             contract_id: None,
@@ -60,7 +60,7 @@ pub async fn task_connection(
 /// without a phase is read with those of the other conversations of the response.
 pub async fn conversation_connection(
     ctx: &Context<'_>,
-    head: Uuid,
+    head: ConversationId,
     phase: Option<String>,
     args: PageArgs,
 ) -> AppResult<MessageConnection> {
@@ -94,7 +94,7 @@ pub async fn conversation_connection(
     resolve(&args, read, |m: &message::Model| m.position, Message).await
 }
 
-async fn load_task(ctx: &Context<'_>, id: Option<Uuid>) -> Result<Option<Task>> {
+async fn load_task(ctx: &Context<'_>, id: Option<TaskId>) -> Result<Option<Task>> {
     let Some(id) = id else { return Ok(None) };
     Ok(loaders(ctx).tasks.load_one(id).await?.map(Task))
 }
