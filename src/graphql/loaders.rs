@@ -28,7 +28,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures_util::future::BoxFuture;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use uuid::Uuid;
 
 use crate::entities::ids::{CheckpointId, ContractId, ConversationId, OwnerId, TaskId};
 use crate::entities::kinds::TaskEventType;
@@ -195,7 +194,8 @@ pub trait ChildList: Send + Sync + 'static {
         limit: u64,
         from_end: bool,
     ) -> impl Future<Output = Result<Vec<Self::Row>, AppError>> + Send;
-    fn parent(row: &Self::Row) -> Self::Parent;
+    /// The parent a fetched row belongs to (`None`: to none of the pages).
+    fn parent(row: &Self::Row) -> Option<Self::Parent>;
 }
 
 pub struct FirstPages<L> {
@@ -266,8 +266,8 @@ impl ChildList for TaskCheckpoints {
         )
         .await
     }
-    fn parent(row: &Self::Row) -> TaskId {
-        row.task_id
+    fn parent(row: &Self::Row) -> Option<TaskId> {
+        Some(row.task_id)
     }
 }
 
@@ -295,8 +295,8 @@ impl ChildList for TaskEvents {
         )
         .await
     }
-    fn parent(row: &Self::Row) -> TaskId {
-        row.task_id
+    fn parent(row: &Self::Row) -> Option<TaskId> {
+        Some(row.task_id)
     }
 }
 
@@ -323,8 +323,8 @@ impl ChildList for ContractTasks {
         )
         .await
     }
-    fn parent(row: &Self::Row) -> ContractId {
-        row.contract_id.unwrap_or(ContractId(Uuid::nil()))
+    fn parent(row: &Self::Row) -> Option<ContractId> {
+        row.contract_id
     }
 }
 
@@ -351,8 +351,8 @@ impl ChildList for ContractHistory {
         )
         .await
     }
-    fn parent(row: &Self::Row) -> ContractId {
-        row.contract_id.unwrap_or(ContractId(Uuid::nil()))
+    fn parent(row: &Self::Row) -> Option<ContractId> {
+        row.contract_id
     }
 }
 

@@ -138,17 +138,20 @@ pub async fn per_parent<S: Keyset, K: Copy + Into<sea_orm::Value>>(
     Ok(rows)
 }
 
-/// Splits the rows of `per_parent` into one page per parent, in `parents`' order.
+/// Splits the rows of `per_parent` into one page per parent, in `parents`' order (a row
+/// without a parent belongs to no page).
 pub fn pages_per_parent<T, K: Copy + Eq + std::hash::Hash>(
     rows: Vec<T>,
-    parent_of: impl Fn(&T) -> K,
+    parent_of: impl Fn(&T) -> Option<K>,
     parents: &[K],
     limit: u64,
     from_end: bool,
 ) -> Vec<(K, Paged<T>)> {
     let mut by_parent: std::collections::HashMap<K, Vec<T>> = Default::default();
     for row in rows {
-        by_parent.entry(parent_of(&row)).or_default().push(row);
+        if let Some(parent) = parent_of(&row) {
+            by_parent.entry(parent).or_default().push(row);
+        }
     }
     parents
         .iter()
