@@ -121,7 +121,7 @@ async fn assert_recorded_as_failed(t: &TestApp, task: &str, kind: &str) {
         .expect("owner")
         .id;
     let id = CodeOperationId(Uuid::parse_str(data["codeOperationId"].as_str().unwrap()).unwrap());
-    let op = code_operations::by_id(makima::store::OwnerScope::new(t.app.store.db(), owner), id)
+    let op = code_operations::by_id(t.app.store.scope(owner), id)
         .await
         .unwrap()
         .expect("the FAILED operation row");

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 
 use super::limits;
-use crate::entities::ids::{ConversationId, OwnerId, TaskId};
+use crate::entities::ids::{ConversationId, TaskId};
 use crate::error::{AppError, AppResult};
 use crate::store::OwnerScope;
 use crate::store::idempotency;
@@ -88,14 +88,13 @@ fn check_key(key: Option<&str>) -> AppResult<()> {
 /// What an earlier call with the same key stored, if any; a different input under the
 /// same key is CONFLICT.
 pub async fn replayed<O: Outcome>(
-    db: &impl sea_orm::ConnectionTrait,
-    owner_id: OwnerId,
+    scope: OwnerScope<'_, impl sea_orm::ConnectionTrait>,
     task_id: TaskId,
     key: Option<&str>,
     hash: &str,
 ) -> AppResult<Option<O>> {
     let Some(key) = key else { return Ok(None) };
-    match idempotency::find(OwnerScope::new(db, owner_id), O::MUTATION, task_id, key).await? {
+    match idempotency::find(scope, O::MUTATION, task_id, key).await? {
         Some(record) if record.request_hash == hash => {
             Ok(Some(serde_json::from_str(&record.result).map_err(|e| {
                 AppError::internal(format!("idempotency record: {e}"))
@@ -110,21 +109,12 @@ pub async fn replayed<O: Outcome>(
 
 /// Stores what a call did under its key, in the call's transaction.
 pub async fn remember<O: Outcome>(
-    db: &impl sea_orm::ConnectionTrait,
-    owner_id: OwnerId,
+    scope: OwnerScope<'_, impl sea_orm::ConnectionTrait>,
     task_id: TaskId,
     key: &str,
     hash: String,
     outcome: &O,
 ) -> AppResult<()> {
     let result = serde_json::to_string(outcome)?;
-    idempotency::insert(
-        OwnerScope::new(db, owner_id),
-        O::MUTATION,
-        task_id,
-        key,
-        hash,
-        result,
-    )
-    .await
+    idempotency::insert(scope, O::MUTATION, task_id, key, hash, result).await
 }

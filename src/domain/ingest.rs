@@ -9,7 +9,6 @@ use crate::entities::ids::{CheckpointId, MessageId, SnapshotId, TaskEventId, Tas
 use crate::entities::kinds::{MessageRole, TaskEventType};
 use crate::entities::{checkpoint, conversation_snapshot, message, task_event};
 use crate::error::AppResult;
-use crate::store::OwnerScope;
 use crate::store::history::{self, NewEvent};
 use crate::store::{checkpoints, conversations, task_events, tasks};
 use crate::time::now;
@@ -50,14 +49,12 @@ pub async fn append_messages(
     let txn = app.store.begin_write().await?;
     let (task, contract) = lock_for_change(&txn, viewer, task_id).await?;
     let done: Option<idempotent::MessagesAppended> =
-        idempotent::replayed(&txn, owner_id, task_id, key.as_deref(), &hash).await?;
+        idempotent::replayed(viewer.scope(&txn), task_id, key.as_deref(), &hash).await?;
     if let Some(done) = done {
         drop(txn);
         let (first, end) = (done.first_index, done.first_index + done.count);
         let view = conversations::View::single(done.conversation_id, first, end);
-        let messages =
-            conversations::range(OwnerScope::new(app.store.db(), owner_id), &view, first, end)
-                .await?;
+        let messages = conversations::range(app.store.scope(owner_id), &view, first, end).await?;
         return Ok(AppendedMessages {
             messages,
             message_count: done.message_count,
@@ -99,7 +96,7 @@ pub async fn append_messages(
             count,
             message_count,
         };
-        idempotent::remember(&txn, owner_id, task_id, key, hash, &outcome).await?;
+        idempotent::remember(viewer.scope(&txn), task_id, key, hash, &outcome).await?;
     }
     let event = history::insert(
         &txn,
@@ -141,17 +138,11 @@ pub async fn append_task_events(
     let txn = app.store.begin_write().await?;
     let (mut task, contract) = lock_for_change(&txn, viewer, task_id).await?;
     let done: Option<idempotent::TaskEventsAppended> =
-        idempotent::replayed(&txn, owner_id, task_id, key.as_deref(), &hash).await?;
+        idempotent::replayed(viewer.scope(&txn), task_id, key.as_deref(), &hash).await?;
     if let Some(done) = done {
         drop(txn);
         let (first, last) = (done.first_sequence, done.last_sequence);
-        return task_events::range(
-            OwnerScope::new(app.store.db(), owner_id),
-            task_id,
-            first,
-            last,
-        )
-        .await;
+        return task_events::range(app.store.scope(owner_id), task_id, first, last).await;
     }
     let first = task.event_count + 1;
     let at = now();
@@ -179,7 +170,7 @@ pub async fn append_task_events(
             first_sequence: first,
             last_sequence: last,
         };
-        idempotent::remember(&txn, owner_id, task_id, key, hash, &outcome).await?;
+        idempotent::remember(viewer.scope(&txn), task_id, key, hash, &outcome).await?;
     }
     let event = history::insert(
         &txn,

@@ -86,7 +86,7 @@ pub async fn repository(
         worktrees,
     };
     // Early answer; `claim` decides for good inside the recording transaction.
-    if tasks::path_used_by_other_owner(OwnerScope::new(store.db(), owner_id), &named.path).await? {
+    if tasks::path_used_by_other_owner(store.scope(owner_id), &named.path).await? {
         return Err(refused());
     }
     Ok(named)
@@ -132,7 +132,7 @@ pub async fn worktree(
         return Err(refused());
     }
     let s = utf8(&path, REFUSED_WORKTREE)?;
-    if tasks::path_used_by_other_owner(OwnerScope::new(store.db(), owner_id), &s).await? {
+    if tasks::path_used_by_other_owner(store.scope(owner_id), &s).await? {
         return Err(refused());
     }
     Ok(s)

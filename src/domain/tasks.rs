@@ -12,7 +12,6 @@ use crate::entities::kinds::TaskStatus;
 use crate::entities::{code_operation, contract, task};
 use crate::error::{AppError, AppResult};
 use crate::git;
-use crate::store::OwnerScope;
 use crate::store::history::{self, NewEvent};
 use crate::store::{contracts, conversations, tasks};
 use crate::time::now;
@@ -87,7 +86,7 @@ pub async fn create(
     let owner_id = viewer.owner_id;
     let parent = match input.parent_task_id {
         Some(id) => Some(
-            tasks::by_id(OwnerScope::new(app.store.db(), owner_id), id)
+            tasks::by_id(app.store.scope(owner_id), id)
                 .await?
                 .ok_or_else(|| AppError::not_found("parent task"))?,
         ),
@@ -106,7 +105,7 @@ pub async fn create(
     };
     let contract = match contract_id {
         Some(id) => Some(
-            contracts::by_id(OwnerScope::new(app.store.db(), owner_id), id)
+            contracts::by_id(app.store.scope(owner_id), id)
                 .await?
                 .ok_or_else(|| AppError::not_found("contract"))?,
         ),
@@ -117,7 +116,7 @@ pub async fn create(
     }
     let source = match input.continue_from_task_id {
         Some(id) => {
-            let source = tasks::by_id(OwnerScope::new(app.store.db(), owner_id), id)
+            let source = tasks::by_id(app.store.scope(owner_id), id)
                 .await?
                 .ok_or_else(|| AppError::not_found("task to continue from"))?;
             if input.worktree_path.is_some() || input.repository.is_some() {
@@ -213,7 +212,7 @@ impl Change for NewTask {
         let contract_id = self.contract.as_ref().map(|c| c.id);
         if let Some(id) = contract_id {
             // Re-check under the lock: the contract may have been archived meanwhile.
-            let c = contracts::lock(OwnerScope::new(txn, owner_id), id)
+            let c = contracts::lock(viewer.scope(txn), id)
                 .await?
                 .ok_or_else(|| AppError::not_found("contract"))?;
             ensure_not_archived(&c)?;
@@ -221,8 +220,7 @@ impl Change for NewTask {
         if let Some(n) = &self.named {
             paths::claim(txn, owner_id, n).await?;
         }
-        let conversation =
-            conversations::create_root(OwnerScope::new(txn, owner_id), task_id).await?;
+        let conversation = conversations::create_root(viewer.scope(txn), task_id).await?;
         let source = self.source.as_ref();
         let task = tasks::insert(
             txn,

@@ -10,7 +10,6 @@ use super::{Guard, Key, LiveEvent, Shared};
 use crate::entities::history_event::Model;
 use crate::entities::ids::OwnerId;
 use crate::error::AppResult;
-use crate::store::OwnerScope;
 use crate::store::history::{TimelineCursor, TimelineFilter};
 use crate::store::live;
 
@@ -62,7 +61,7 @@ impl HistoryFeed {
             }
             if self.replaying {
                 let page = Box::pin(live::replay(
-                    OwnerScope::new(self.shared.store.db(), self.owner_id),
+                    self.shared.store.scope(self.owner_id),
                     &self.filter,
                     self.cursor,
                     PAGE,

@@ -16,7 +16,6 @@ use super::{Guard, Key, LiveEvent, Shared};
 use crate::entities::ids::{OwnerId, TaskId};
 use crate::entities::task_event::Model;
 use crate::error::{AppError, AppResult};
-use crate::store::OwnerScope;
 use crate::store::{task_events, tasks};
 
 /// Events read from the database per query.
@@ -46,7 +45,7 @@ impl TaskFeed {
         }
         let (rx, _) = shared.subscribe(Key::Task(task_id)).await?;
         // Read after subscribing: an append committed later reaches `rx`.
-        let task = tasks::by_id(OwnerScope::new(shared.store.db(), owner_id), task_id)
+        let task = tasks::by_id(shared.store.scope(owner_id), task_id)
             .await?
             .ok_or_else(|| AppError::not_found("task"))?;
         Ok(Self {
@@ -91,7 +90,7 @@ impl TaskFeed {
             }
             if self.fetching {
                 let rows = Box::pin(task_events::range(
-                    OwnerScope::new(self.shared.store.db(), self.owner_id),
+                    self.shared.store.scope(self.owner_id),
                     self.task_id,
                     self.next,
                     self.next + PAGE - 1,

@@ -35,9 +35,11 @@ use crate::entities::{
     checkpoint, contract, conversation, history_event, message, supervisor_state, task, task_event,
 };
 use crate::error::{AppError, AppResult};
-use crate::store::OwnerScope;
 use crate::store::keyset::{Paged, Window, pages_per_parent};
 use crate::store::{Store, checkpoints, contracts, conversations, history, task_events, tasks};
+
+/// One owner's rows, as the loaders read them.
+type Scope<'a> = crate::store::OwnerScope<'a, sea_orm::DatabaseConnection>;
 
 /// A table whose rows a loader fetches by id, within one owner's rows.
 pub trait OwnedRows: Send + Sync + 'static {
@@ -45,8 +47,7 @@ pub trait OwnedRows: Send + Sync + 'static {
     type Id: Copy + Eq + std::hash::Hash + Send + Sync + 'static;
     type Row: Clone + Send + Sync + 'static;
     fn fetch(
-        store: &Store,
-        owner_id: OwnerId,
+        scope: Scope<'_>,
         ids: &[Self::Id],
     ) -> impl Future<Output = Result<Vec<Self::Row>, AppError>> + Send;
     fn key(row: &Self::Row) -> Self::Id;
@@ -63,7 +64,7 @@ impl<T: OwnedRows> Loader<T::Id> for ById<T> {
     type Error = AppError;
 
     async fn load(&self, keys: &[T::Id]) -> Result<HashMap<T::Id, T::Row>, AppError> {
-        let rows = T::fetch(&self.store, self.owner_id, keys).await?;
+        let rows = T::fetch(self.store.scope(self.owner_id), keys).await?;
         Ok(rows.into_iter().map(|r| (T::key(&r), r)).collect())
     }
 }
@@ -72,12 +73,8 @@ pub struct Contracts;
 impl OwnedRows for Contracts {
     type Id = ContractId;
     type Row = contract::Model;
-    async fn fetch(
-        store: &Store,
-        owner_id: OwnerId,
-        ids: &[ContractId],
-    ) -> Result<Vec<Self::Row>, AppError> {
-        contracts::by_ids(OwnerScope::new(store.db(), owner_id), ids).await
+    async fn fetch(scope: Scope<'_>, ids: &[ContractId]) -> Result<Vec<Self::Row>, AppError> {
+        contracts::by_ids(scope, ids).await
     }
     fn key(row: &Self::Row) -> ContractId {
         row.id
@@ -88,12 +85,8 @@ pub struct Tasks;
 impl OwnedRows for Tasks {
     type Id = TaskId;
     type Row = task::Model;
-    async fn fetch(
-        store: &Store,
-        owner_id: OwnerId,
-        ids: &[TaskId],
-    ) -> Result<Vec<Self::Row>, AppError> {
-        tasks::by_ids(OwnerScope::new(store.db(), owner_id), ids).await
+    async fn fetch(scope: Scope<'_>, ids: &[TaskId]) -> Result<Vec<Self::Row>, AppError> {
+        tasks::by_ids(scope, ids).await
     }
     fn key(row: &Self::Row) -> TaskId {
         row.id
@@ -104,12 +97,8 @@ pub struct Checkpoints;
 impl OwnedRows for Checkpoints {
     type Id = CheckpointId;
     type Row = checkpoint::Model;
-    async fn fetch(
-        store: &Store,
-        owner_id: OwnerId,
-        ids: &[CheckpointId],
-    ) -> Result<Vec<Self::Row>, AppError> {
-        checkpoints::by_ids(OwnerScope::new(store.db(), owner_id), ids).await
+    async fn fetch(scope: Scope<'_>, ids: &[CheckpointId]) -> Result<Vec<Self::Row>, AppError> {
+        checkpoints::by_ids(scope, ids).await
     }
     fn key(row: &Self::Row) -> CheckpointId {
         row.id
@@ -121,12 +110,8 @@ pub struct Conversations;
 impl OwnedRows for Conversations {
     type Id = ConversationId;
     type Row = conversation::Model;
-    async fn fetch(
-        store: &Store,
-        owner_id: OwnerId,
-        ids: &[ConversationId],
-    ) -> Result<Vec<Self::Row>, AppError> {
-        conversations::by_ids(OwnerScope::new(store.db(), owner_id), ids).await
+    async fn fetch(scope: Scope<'_>, ids: &[ConversationId]) -> Result<Vec<Self::Row>, AppError> {
+        conversations::by_ids(scope, ids).await
     }
     fn key(row: &Self::Row) -> ConversationId {
         row.id
@@ -138,12 +123,8 @@ pub struct Supervisors;
 impl OwnedRows for Supervisors {
     type Id = ContractId;
     type Row = supervisor_state::Model;
-    async fn fetch(
-        store: &Store,
-        owner_id: OwnerId,
-        ids: &[ContractId],
-    ) -> Result<Vec<Self::Row>, AppError> {
-        contracts::supervisors_by_contract(OwnerScope::new(store.db(), owner_id), ids).await
+    async fn fetch(scope: Scope<'_>, ids: &[ContractId]) -> Result<Vec<Self::Row>, AppError> {
+        contracts::supervisors_by_contract(scope, ids).await
     }
     fn key(row: &Self::Row) -> ContractId {
         row.contract_id
@@ -187,8 +168,7 @@ pub trait ChildList: Send + Sync + 'static {
     type Parent: Copy + Eq + std::hash::Hash + Send + Sync + 'static;
     type Row: Clone + Send + Sync + 'static;
     fn fetch(
-        store: &Store,
-        owner_id: OwnerId,
+        scope: Scope<'_>,
         parents: &[Self::Parent],
         filter: &Self::Filter,
         limit: u64,
@@ -222,8 +202,7 @@ impl<L: ChildList> Loader<PageKey<L::Parent, L::Filter>> for FirstPages<L> {
         let mut out = HashMap::with_capacity(keys.len());
         for ((filter, limit, from_end), parents) in groups {
             let rows = L::fetch(
-                &self.store,
-                self.owner_id,
+                self.store.scope(self.owner_id),
                 &parents,
                 &filter,
                 limit,
@@ -251,20 +230,13 @@ impl ChildList for TaskCheckpoints {
     type Parent = TaskId;
     type Row = checkpoint::Model;
     async fn fetch(
-        store: &Store,
-        owner_id: OwnerId,
+        scope: Scope<'_>,
         parents: &[TaskId],
         _: &(),
         limit: u64,
         from_end: bool,
     ) -> Result<Vec<Self::Row>, AppError> {
-        checkpoints::first_per_task(
-            OwnerScope::new(store.db(), owner_id),
-            parents,
-            limit,
-            from_end,
-        )
-        .await
+        checkpoints::first_per_task(scope, parents, limit, from_end).await
     }
     fn parent(row: &Self::Row) -> Option<TaskId> {
         Some(row.task_id)
@@ -278,22 +250,14 @@ impl ChildList for TaskEvents {
     type Parent = TaskId;
     type Row = task_event::Model;
     async fn fetch(
-        store: &Store,
-        owner_id: OwnerId,
+        scope: Scope<'_>,
         parents: &[TaskId],
         types: &Self::Filter,
         limit: u64,
         from_end: bool,
     ) -> Result<Vec<Self::Row>, AppError> {
         let types = types.as_deref();
-        task_events::first_per_task(
-            OwnerScope::new(store.db(), owner_id),
-            parents,
-            types,
-            limit,
-            from_end,
-        )
-        .await
+        task_events::first_per_task(scope, parents, types, limit, from_end).await
     }
     fn parent(row: &Self::Row) -> Option<TaskId> {
         Some(row.task_id)
@@ -307,21 +271,13 @@ impl ChildList for ContractTasks {
     type Parent = ContractId;
     type Row = task::Model;
     async fn fetch(
-        store: &Store,
-        owner_id: OwnerId,
+        scope: Scope<'_>,
         parents: &[ContractId],
         filter: &Self::Filter,
         limit: u64,
         from_end: bool,
     ) -> Result<Vec<Self::Row>, AppError> {
-        tasks::first_per_contract(
-            OwnerScope::new(store.db(), owner_id),
-            parents,
-            filter,
-            limit,
-            from_end,
-        )
-        .await
+        tasks::first_per_contract(scope, parents, filter, limit, from_end).await
     }
     fn parent(row: &Self::Row) -> Option<ContractId> {
         row.contract_id
@@ -335,21 +291,13 @@ impl ChildList for ContractHistory {
     type Parent = ContractId;
     type Row = history_event::Model;
     async fn fetch(
-        store: &Store,
-        owner_id: OwnerId,
+        scope: Scope<'_>,
         parents: &[ContractId],
         filter: &Self::Filter,
         limit: u64,
         from_end: bool,
     ) -> Result<Vec<Self::Row>, AppError> {
-        history::first_per_contract(
-            OwnerScope::new(store.db(), owner_id),
-            parents,
-            filter,
-            limit,
-            from_end,
-        )
-        .await
+        history::first_per_contract(scope, parents, filter, limit, from_end).await
     }
     fn parent(row: &Self::Row) -> Option<ContractId> {
         row.contract_id
@@ -371,8 +319,7 @@ impl Loader<PageKey<ConversationId, ()>> for ConversationPages {
         keys: &[PageKey<ConversationId, ()>],
     ) -> Result<HashMap<PageKey<ConversationId, ()>, Self::Value>, AppError> {
         let heads: Vec<ConversationId> = keys.iter().map(|k| k.parent).collect();
-        let rows =
-            conversations::by_ids(OwnerScope::new(self.store.db(), self.owner_id), &heads).await?;
+        let rows = conversations::by_ids(self.store.scope(self.owner_id), &heads).await?;
         let rows: HashMap<ConversationId, conversation::Model> =
             rows.into_iter().map(|r| (r.id, r)).collect();
         let mut views = HashMap::with_capacity(rows.len());
@@ -402,12 +349,8 @@ impl Loader<PageKey<ConversationId, ()>> for ConversationPages {
                 found.push((head, view));
             }
             let in_order: Vec<_> = found.iter().map(|(_, view)| *view).collect();
-            let pages = conversations::pages(
-                OwnerScope::new(self.store.db(), self.owner_id),
-                &in_order,
-                &window,
-            )
-            .await?;
+            let pages =
+                conversations::pages(self.store.scope(self.owner_id), &in_order, &window).await?;
             for ((head, view), page) in found.into_iter().zip(pages) {
                 let key = PageKey {
                     parent: head,

@@ -10,7 +10,6 @@ use super::types::task::{Task, TaskConnection, task_connection};
 use super::types::viewer::Viewer;
 use super::{app, connection::TotalCount, owner, parse_id, viewer};
 use crate::entities::contract;
-use crate::store::OwnerScope;
 use crate::store::keyset::Window;
 use crate::store::{checkpoints, contracts, tasks};
 
@@ -34,10 +33,8 @@ impl Query {
     /// A contract by id; null when it does not exist or belongs to another owner.
     async fn contract(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Contract>> {
         let id = parse_id(&id, "contract")?;
-        let db = app(ctx).store.db();
-        Ok(contracts::by_id(OwnerScope::new(db, owner(ctx)?), id)
-            .await?
-            .map(Contract))
+        let scope = app(ctx).store.scope(owner(ctx)?);
+        Ok(contracts::by_id(scope, id).await?.map(Contract))
     }
 
     /// The viewer's contracts, oldest first.
@@ -56,11 +53,10 @@ impl Query {
         let filter = filter.unwrap_or_default().into_store();
         let read = |window: Window<ContractKey>| async move {
             let window = window.map(|k| k.0);
-            let page =
-                contracts::page(OwnerScope::new(store.db(), owner_id), &filter, &window).await?;
+            let page = contracts::page(store.scope(owner_id), &filter, &window).await?;
             let total = TotalCount::new(move || {
                 let (store, filter) = (store.clone(), filter.clone());
-                async move { contracts::count(OwnerScope::new(store.db(), owner_id), &filter).await }
+                async move { contracts::count(store.scope(owner_id), &filter).await }
             });
             Ok((page, total))
         };
@@ -77,10 +73,8 @@ impl Query {
     /// A task by id; null when it does not exist or belongs to another owner.
     async fn task(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Task>> {
         let id = parse_id(&id, "task")?;
-        let db = app(ctx).store.db();
-        Ok(tasks::by_id(OwnerScope::new(db, owner(ctx)?), id)
-            .await?
-            .map(Task))
+        let scope = app(ctx).store.scope(owner(ctx)?);
+        Ok(tasks::by_id(scope, id).await?.map(Task))
     }
 
     /// The viewer's tasks, oldest first.
@@ -101,10 +95,8 @@ impl Query {
     /// A checkpoint by id; null when it does not exist or belongs to another owner.
     async fn checkpoint(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Checkpoint>> {
         let id = parse_id(&id, "checkpoint")?;
-        let db = app(ctx).store.db();
-        Ok(checkpoints::by_id(OwnerScope::new(db, owner(ctx)?), id)
-            .await?
-            .map(Checkpoint))
+        let scope = app(ctx).store.scope(owner(ctx)?);
+        Ok(checkpoints::by_id(scope, id).await?.map(Checkpoint))
     }
 
     /// Every history event the viewer may see, oldest first, across all contracts and tasks.

@@ -32,6 +32,7 @@ use sea_orm::{
 
 use crate::entities::history_event;
 use crate::entities::ids::ConversationId;
+use crate::entities::ids::OwnerId;
 use crate::error::{AppError, AppResult};
 pub use scope::OwnerScope;
 
@@ -132,6 +133,11 @@ impl Store {
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// The database acting for `owner_id`, for reads outside a transaction.
+    pub fn scope(&self, owner_id: OwnerId) -> OwnerScope<'_, DatabaseConnection> {
+        OwnerScope::new(&self.db, owner_id)
     }
 
     pub fn backend(&self) -> DatabaseBackend {

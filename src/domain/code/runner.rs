@@ -21,7 +21,6 @@ use crate::entities::event_data::EventData;
 use crate::entities::ids::{ContractId, TaskId};
 use crate::entities::{code_operation, contract, history_event, task};
 use crate::error::{AppError, AppResult};
-use crate::store::OwnerScope;
 use crate::store::history::{self, NewEvent};
 use crate::store::{code_operations, intents, task_locks, tasks};
 
@@ -310,7 +309,7 @@ async fn settle<T>(
 async fn committed_anyway(app: &App, ran: Option<&Ran>) -> bool {
     match ran {
         Some(r) => matches!(
-            code_operations::by_id(OwnerScope::new(app.store.db(), r.op.owner_id), r.op.id).await,
+            code_operations::by_id(app.store.scope(r.op.owner_id), r.op.id).await,
             Ok(Some(_))
         ),
         None => false,

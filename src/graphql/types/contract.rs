@@ -16,7 +16,6 @@ use crate::error::AppError;
 use crate::graphql::connection::{PageArgs, TotalCount, connection, page_cost, resolve};
 use crate::graphql::cursor::CheckpointKey;
 use crate::graphql::{app, loaders, owner, to_id};
-use crate::store::OwnerScope;
 use crate::store::checkpoints;
 use crate::store::keyset::Window;
 
@@ -144,21 +143,11 @@ impl Contract {
         let (owner_id, contract_id) = (owner(ctx)?, self.0.id);
         let read = |window: Window<CheckpointKey>| async move {
             let window = window.map(|k| k.0);
-            let page = checkpoints::contract_page(
-                OwnerScope::new(store.db(), owner_id),
-                contract_id,
-                &window,
-            )
-            .await?;
+            let page =
+                checkpoints::contract_page(store.scope(owner_id), contract_id, &window).await?;
             let total = TotalCount::new(move || {
                 let store = store.clone();
-                async move {
-                    checkpoints::count_of_contract(
-                        OwnerScope::new(store.db(), owner_id),
-                        contract_id,
-                    )
-                    .await
-                }
+                async move { checkpoints::count_of_contract(store.scope(owner_id), contract_id).await }
             });
             Ok((page, total))
         };

@@ -9,7 +9,6 @@ use crate::graphql::connection::{PageArgs, TotalCount, connection, resolve};
 use crate::graphql::cursor::Cursor;
 use crate::graphql::loaders::{PageKey, batched};
 use crate::graphql::{app, json, loaders, owner, to_id};
-use crate::store::OwnerScope;
 use crate::store::history::{self, TimelineCursor, TimelineFilter};
 use crate::store::keyset::Window;
 
@@ -43,11 +42,11 @@ pub async fn timeline_connection(
             .and_then(|contract| PageKey::of(contract, siblings, &window));
         let page = match key {
             Some(key) => batched(loaders(ctx).contract_history.load_one(key).await?)?,
-            None => history::page(OwnerScope::new(store.db(), owner_id), &filter, &window).await?,
+            None => history::page(store.scope(owner_id), &filter, &window).await?,
         };
         let total = TotalCount::new(move || {
             let (store, filter) = (store.clone(), filter.clone());
-            async move { history::count(OwnerScope::new(store.db(), owner_id), &filter).await }
+            async move { history::count(store.scope(owner_id), &filter).await }
         });
         Ok((page, total))
     };

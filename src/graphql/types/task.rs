@@ -15,7 +15,6 @@ use crate::graphql::connection::{PageArgs, TotalCount, connection, page_cost, re
 use crate::graphql::cursor::CheckpointNumber;
 use crate::graphql::loaders::{PageKey, batched};
 use crate::graphql::{app, loaders, owner, to_id};
-use crate::store::OwnerScope;
 use crate::store::keyset::Window;
 use crate::store::{checkpoints, conversations, task_events, tasks};
 
@@ -45,11 +44,11 @@ pub async fn task_connection(
             .and_then(|contract| PageKey::of(contract, siblings, &window));
         let page = match key {
             Some(key) => batched(loaders(ctx).contract_tasks.load_one(key).await?)?,
-            None => tasks::page(OwnerScope::new(store.db(), owner_id), &filter, &window).await?,
+            None => tasks::page(store.scope(owner_id), &filter, &window).await?,
         };
         let total = TotalCount::new(move || {
             let (store, filter) = (store.clone(), filter.clone());
-            async move { tasks::count(OwnerScope::new(store.db(), owner_id), &filter).await }
+            async move { tasks::count(store.scope(owner_id), &filter).await }
         });
         Ok((page, total))
     };
@@ -72,21 +71,13 @@ pub async fn conversation_connection(
             return Ok((page, TotalCount::fixed(length as u64)));
         }
         let view = store.conversation(head).await?;
-        let page = conversations::page(
-            OwnerScope::new(store.db(), owner_id),
-            &view,
-            phase.as_deref(),
-            &window,
-        )
-        .await?;
+        let page =
+            conversations::page(store.scope(owner_id), &view, phase.as_deref(), &window).await?;
         let total = match phase {
             None => TotalCount::fixed(view.length as u64),
             Some(phase) => TotalCount::new(move || {
                 let (store, view, phase) = (store.clone(), view.clone(), phase.clone());
-                async move {
-                    conversations::count_phase(OwnerScope::new(store.db(), owner_id), &view, &phase)
-                        .await
-                }
+                async move { conversations::count_phase(store.scope(owner_id), &view, &phase).await }
             }),
         };
         Ok((page, total))
@@ -213,27 +204,14 @@ impl Task {
                 Some(key) => batched(loaders(ctx).task_events.load_one(key).await?)?,
                 None => {
                     let types = types.as_deref();
-                    task_events::page(
-                        OwnerScope::new(store.db(), owner_id),
-                        task_id,
-                        types,
-                        &window,
-                    )
-                    .await?
+                    task_events::page(store.scope(owner_id), task_id, types, &window).await?
                 }
             };
             let total = match types {
                 None => TotalCount::fixed(count as u64),
                 Some(types) => TotalCount::new(move || {
                     let (store, types) = (store.clone(), types.clone());
-                    async move {
-                        task_events::count(
-                            OwnerScope::new(store.db(), owner_id),
-                            task_id,
-                            Some(&types),
-                        )
-                        .await
-                    }
+                    async move { task_events::count(store.scope(owner_id), task_id, Some(&types)).await }
                 }),
             };
             Ok((page, total))
@@ -258,8 +236,7 @@ impl Task {
                 Some(key) => batched(loaders(ctx).task_checkpoints.load_one(key).await?)?,
                 None => {
                     let window = window.map(|k| k.0);
-                    checkpoints::task_page(OwnerScope::new(store.db(), owner_id), task_id, &window)
-                        .await?
+                    checkpoints::task_page(store.scope(owner_id), task_id, &window).await?
                 }
             };
             Ok((page, TotalCount::fixed(count as u64)))
