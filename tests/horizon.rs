@@ -12,7 +12,7 @@ use common::horizon::{ForeignTxn, scalar, within};
 use common::ws::{Proto, WsClient};
 use makima::entities::event_data::ContractCreated;
 use makima::store::history::{self, NewEvent};
-use makima::store::{Timeouts, owners};
+use makima::store::{Store, StoreOptions, Timeouts, owners};
 use sea_orm::TransactionTrait;
 use serde_json::{Value, json};
 
@@ -306,4 +306,44 @@ async fn a_writer_announced_only_by_pid_holds_the_timeline_below_it() {
     .await;
     assert_eq!(tx_of(&seen[0].0), held_xid);
     assert_eq!(seen[1].2, json!(task));
+}
+
+/// A transaction in flight in a reader's snapshot that ends before the reader reads the
+/// lock table holds that reader's horizon at its id (the conservative side of
+/// `store::horizon`). That must not hide an event whose mutation has already returned:
+/// CI once read an empty timeline right after six mutations this way. The race is too
+/// narrow to provoke, so the reader is handed the snapshot it would have taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_ending_during_a_read_does_not_hide_events_already_shown() {
+    let app = TestApp::new().await;
+    if skip_unless_postgres(&app) {
+        return;
+    }
+    let ended = app.app.store.db().begin().await.unwrap();
+    let ended_xid = scalar(&ended, "SELECT txid_current() AS v").await;
+    ended.commit().await.unwrap();
+    let start = app.last_cursor().await;
+    app.create_task("shown", None).await;
+    let shown = events_after(&app, &start).await;
+    assert_eq!(shown.len(), 1);
+    let event_tx = tx_of(&shown[0].0);
+    assert!(event_tx > ended_xid);
+    let xmax = scalar(
+        app.app.store.db(),
+        "SELECT (pg_snapshot_xmax(pg_current_snapshot())::text)::bigint AS v",
+    )
+    .await;
+    let snapshot = format!("{ended_xid}:{xmax}:{ended_xid}");
+
+    // Without what this store has already seen, that snapshot hides the event.
+    let mut options = StoreOptions::new(app.url.clone());
+    options.max_connections = 1;
+    let fresh = Store::connect(&options).await.unwrap();
+    assert_eq!(
+        fresh.horizon_of_snapshot(&snapshot).await.unwrap(),
+        ended_xid
+    );
+    // The store that served the mutation reads no lower than what it already showed.
+    assert!(app.app.store.horizon_of_snapshot(&snapshot).await.unwrap() > event_tx);
+    assert!(app.app.store.horizon_floor() > event_tx);
 }

@@ -35,7 +35,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut commits = shared.store.commits();
     let mut backoff = Duration::from_millis(50);
     let mut cursor = loop {
-        match live::head(shared.store.db()).await {
+        match live::head(shared.store.db(), shared.store.horizon_floor()).await {
             Ok(c) => break c,
             Err(e) => {
                 tracing::warn!(error = ?e, "live events: cannot read the timeline head");
@@ -70,7 +70,13 @@ pub(super) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 /// Publishes everything readable after `cursor`.
 async fn drain(shared: &Shared, cursor: &mut TimelineCursor) -> AppResult<()> {
     loop {
-        let rows = live::tail(shared.store.db(), *cursor, BATCH).await?;
+        let rows = live::tail(
+            shared.store.db(),
+            shared.store.horizon_floor(),
+            *cursor,
+            BATCH,
+        )
+        .await?;
         let full = rows.len() as u64 == BATCH;
         let Some(last) = rows.last() else {
             return Ok(());

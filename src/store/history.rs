@@ -123,6 +123,11 @@ impl Keyset for ByCursor {
     }
 }
 
+/// The condition that keeps a PostgreSQL read below the horizon, assuming `floor`.
+pub(super) fn below_horizon(floor: i64) -> Expr {
+    Expr::cust_with_values(super::horizon::BELOW_HORIZON, [floor])
+}
+
 /// The owner's events that match `filter` and are safe to hand out: on PostgreSQL only
 /// those below the horizon (the oldest makima write transaction still in flight, see
 /// `horizon`), so that no event can later appear before a cursor a reader has
@@ -131,10 +136,11 @@ pub(super) fn visible(
     backend: DatabaseBackend,
     owner_id: OwnerId,
     filter: &TimelineFilter,
+    floor: i64,
 ) -> Select<Entity> {
     let mut q = Entity::find().filter(Column::OwnerId.eq(owner_id));
     if backend == DatabaseBackend::Postgres {
-        q = q.filter(Expr::cust(super::horizon::BELOW_HORIZON));
+        q = q.filter(below_horizon(floor));
     }
     if let Some(c) = filter.contract_id {
         q = q.filter(Column::ContractId.eq(c));
@@ -172,7 +178,7 @@ pub async fn page(
     }
     keyset::page::<ByCursor>(
         db,
-        visible(db.get_database_backend(), owner_id, filter),
+        visible(db.get_database_backend(), owner_id, filter, scope.floor()),
         window,
     )
     .await
@@ -195,7 +201,7 @@ pub async fn first_per_contract(
         contract_id: None,
         ..filter.clone()
     };
-    let base = visible(db.get_database_backend(), owner_id, &filter);
+    let base = visible(db.get_database_backend(), owner_id, &filter, scope.floor());
     keyset::per_parent::<ByCursor, _>(db, base, Column::ContractId, contract_ids, limit, from_end)
         .await
 }
@@ -208,9 +214,11 @@ pub async fn count(
     if filter.types.as_ref().is_some_and(|t| t.is_empty()) {
         return Ok(0);
     }
-    Ok(visible(db.get_database_backend(), owner_id, filter)
-        .count(db)
-        .await?)
+    Ok(
+        visible(db.get_database_backend(), owner_id, filter, scope.floor())
+            .count(db)
+            .await?,
+    )
 }
 
 pub async fn by_id(

@@ -38,6 +38,8 @@
 //! whose try-lock succeeds holds that lock until its statement ends, which can make a
 //! writer in that instant wait as long: readers never run inside write transactions.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 // The SQL is assembled with `concat!`, which takes only literals: these macros name
 // the pieces that appear more than once.
 
@@ -83,8 +85,9 @@ macro_rules! announce {
     };
 }
 
+/// The horizon of the snapshot `$snapshot` (a `pg_snapshot` expression).
 macro_rules! horizon {
-    () => {
+    ($snapshot:literal) => {
         concat!(
             "(WITH locks AS MATERIALIZED (",
             "SELECT locktype, pid, transactionid FROM pg_locks ",
@@ -106,7 +109,9 @@ macro_rules! horizon {
             "WHERE t.locktype = 'transactionid' AND t.transactionid = xid(x) ",
             "AND NOT EXISTS (SELECT 1 FROM locks a WHERE a.locktype = 'advisory' AND a.pid = t.pid)) ",
             "LIMIT 1)) ",
-            "FROM (SELECT pg_current_snapshot() AS s) AS cur)"
+            "FROM (SELECT ",
+            $snapshot,
+            " AS s) AS cur)"
         )
     };
 }
@@ -136,9 +141,53 @@ pub(super) const BEGIN_WRITE_BOUNDED: &str = concat!(
     announce!()
 );
 
-/// The horizon as a scalar SQL expression (a bigint): every history event with a
-/// `tx_id` below it is committed and visible to the statement that evaluates it.
-pub(super) const HORIZON: &str = horizon!();
+/// The horizon as a scalar SQL expression (a bigint) that takes the floor as `$1`: every
+/// history event with a `tx_id` below it is committed and visible to the statement
+/// that evaluates it.
+pub(super) const HORIZON: &str = concat!(
+    "greatest($1::bigint, ",
+    horizon!("pg_current_snapshot()"),
+    ")"
+);
 
-/// The condition on history rows that keeps a read below the horizon.
-pub(super) const BELOW_HORIZON: &str = concat!("tx_id < ", horizon!());
+/// `HORIZON` of the snapshot `$2` instead of the statement's own, so a test can hand the
+/// reader a snapshot in a state that a race produces only rarely.
+pub(super) const HORIZON_OF_SNAPSHOT: &str = concat!(
+    "greatest($1::bigint, ",
+    horizon!("$2::text::pg_snapshot"),
+    ")"
+);
+
+/// The condition on history rows that keeps a read below the horizon; the floor is `$1`.
+pub(super) const BELOW_HORIZON: &str = concat!(
+    "tx_id < greatest($1::bigint, ",
+    horizon!("pg_current_snapshot()"),
+    ")"
+);
+
+/// The highest horizon this store has computed: a lower bound for every later read.
+///
+/// A horizon stays valid for every statement that starts after the one that computed
+/// it: the events below it were committed before that statement's snapshot, so every
+/// later snapshot sees them, and no new transaction gets an id below it. A fresh
+/// computation can come out lower than an earlier one, on the conservative side of the
+/// module notes: an id in flight in the reader's snapshot that ended before its read of
+/// `pg_locks` (any transaction of the cluster, another database's included) holds the
+/// horizon at that id for that one statement. Without a floor, a client that saw its
+/// mutation's response could then read a timeline without that mutation's event, and
+/// the live fan-out, woken by that commit, could read nothing and wait for the next one.
+/// The floor is per store (per database): another database's horizon says nothing about
+/// this one's writers.
+#[derive(Debug, Default)]
+pub struct Floor(AtomicI64);
+
+impl Floor {
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Records a horizon that a completed statement computed.
+    pub fn raise(&self, horizon: i64) {
+        self.0.fetch_max(horizon, Ordering::AcqRel);
+    }
+}

@@ -7,21 +7,22 @@
 //! appears behind a cursor that was already handed out.
 
 use super::OwnerScope;
-use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::sea_query::{Condition, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Select,
 };
 
-use super::history::{TimelineCursor, TimelineFilter, after_cursor, visible};
+use super::history::{TimelineCursor, TimelineFilter, after_cursor, below_horizon, visible};
 use crate::entities::history_event::{Column, Entity, Model};
 use crate::entities::ids::{OwnerId, TaskId};
 use crate::entities::task_event;
 use crate::error::AppResult;
 
-fn readable(backend: DatabaseBackend, q: Select<Entity>) -> Select<Entity> {
+/// `q` below the horizon, assuming `floor` (`Store::horizon_floor`).
+fn readable(backend: DatabaseBackend, floor: i64, q: Select<Entity>) -> Select<Entity> {
     if backend == DatabaseBackend::Postgres {
-        q.filter(Expr::cust(super::horizon::BELOW_HORIZON))
+        q.filter(below_horizon(floor))
     } else {
         q
     }
@@ -34,19 +35,21 @@ fn in_order(q: Select<Entity>) -> Select<Entity> {
 /// Up to `limit` events of every owner after `cursor`, in timeline order.
 pub async fn tail(
     db: &impl ConnectionTrait,
+    floor: i64,
     cursor: TimelineCursor,
     limit: u64,
 ) -> AppResult<Vec<Model>> {
     let q = readable(
         db.get_database_backend(),
+        floor,
         Entity::find().filter(after_cursor(db.get_database_backend(), &cursor)),
     );
     Ok(in_order(q).limit(limit).all(db).await?)
 }
 
 /// The cursor of the newest readable event (`0.0` on an empty timeline).
-pub async fn head(db: &impl ConnectionTrait) -> AppResult<TimelineCursor> {
-    let newest = readable(db.get_database_backend(), Entity::find())
+pub async fn head(db: &impl ConnectionTrait, floor: i64) -> AppResult<TimelineCursor> {
+    let newest = readable(db.get_database_backend(), floor, Entity::find())
         .order_by_desc(Column::TxId)
         .order_by_desc(Column::Seq)
         .limit(1)
@@ -69,7 +72,7 @@ pub async fn replay(
     if filter.types.as_ref().is_some_and(|t| t.is_empty()) {
         return Ok(vec![]);
     }
-    let q = visible(db.get_database_backend(), owner_id, filter)
+    let q = visible(db.get_database_backend(), owner_id, filter, scope.floor())
         .filter(after_cursor(db.get_database_backend(), &cursor));
     Ok(in_order(q).limit(limit).all(db).await?)
 }

@@ -44,6 +44,8 @@ pub struct Store {
     /// Bumped after every commit of a history event (see `commits`).
     commits: Arc<tokio::sync::watch::Sender<u64>>,
     chains: Arc<chains::Chains>,
+    /// The highest timeline horizon seen so far (PostgreSQL; see `horizon::Floor`).
+    floor: Arc<horizon::Floor>,
     timeouts: Timeouts,
     /// Whether the server bounds whole transactions (`transaction_timeout`).
     transaction_timeout: bool,
@@ -119,6 +121,7 @@ impl Store {
             statements,
             commits: Arc::new(tokio::sync::watch::channel(0).0),
             chains: Default::default(),
+            floor: Default::default(),
             timeouts: Timeouts::default(),
             transaction_timeout,
         })
@@ -137,7 +140,13 @@ impl Store {
 
     /// The database acting for `owner_id`, for reads outside a transaction.
     pub fn scope(&self, owner_id: OwnerId) -> OwnerScope<'_, DatabaseConnection> {
-        OwnerScope::new(&self.db, owner_id)
+        OwnerScope::new(&self.db, owner_id).with_floor(self.horizon_floor())
+    }
+
+    /// A horizon every timeline read may assume (see `horizon::Floor`): pass it to the
+    /// reads that take one.
+    pub fn horizon_floor(&self) -> i64 {
+        self.floor.get()
     }
 
     pub fn backend(&self) -> DatabaseBackend {
@@ -322,16 +331,9 @@ impl Store {
         if !self.is_postgres() {
             return Ok(());
         }
-        let stmt = Statement::from_string(
-            DatabaseBackend::Postgres,
-            format!("SELECT {} AS horizon", horizon::HORIZON),
-        );
         let mut delay = Duration::from_micros(200);
         for _ in 0..40 {
-            let row = self.db.query_one_raw(stmt.clone()).await?;
-            let horizon: i64 = row
-                .ok_or_else(|| AppError::internal("no horizon row"))?
-                .try_get("", "horizon")?;
+            let horizon = self.horizon(None).await?;
             if horizon > tx_id {
                 return Ok(());
             }
@@ -343,6 +345,43 @@ impl Store {
             "history event not yet visible: an older makima write transaction is in flight"
         );
         Ok(())
+    }
+
+    /// The timeline horizon now (PostgreSQL), no lower than the floor, which it raises;
+    /// or the one of a given snapshot (a test's, which says nothing about the floor).
+    async fn horizon(&self, snapshot: Option<&str>) -> AppResult<i64> {
+        let floor = self.floor.get();
+        let stmt = match snapshot {
+            None => Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                format!("SELECT {} AS horizon", horizon::HORIZON),
+                [floor.into()],
+            ),
+            Some(s) => Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                format!("SELECT {} AS horizon", horizon::HORIZON_OF_SNAPSHOT),
+                [floor.into(), s.into()],
+            ),
+        };
+        let horizon: i64 = self
+            .db
+            .query_one_raw(stmt)
+            .await?
+            .ok_or_else(|| AppError::internal("no horizon row"))?
+            .try_get("", "horizon")?;
+        if snapshot.is_none() {
+            self.floor.raise(horizon);
+        }
+        Ok(horizon)
+    }
+
+    /// The horizon a reader whose statement snapshot was `snapshot` (`xmin:xmax:xip,…`)
+    /// would use. For tests: a snapshot listing a transaction that has since ended is
+    /// what a reader sees when that transaction ends between its snapshot and its read
+    /// of the lock table, a race too narrow to provoke on demand.
+    #[doc(hidden)]
+    pub async fn horizon_of_snapshot(&self, snapshot: &str) -> AppResult<i64> {
+        self.horizon(Some(snapshot)).await
     }
 }
 

@@ -10,6 +10,8 @@ use crate::entities::ids::OwnerId;
 pub struct OwnerScope<'c, C> {
     db: &'c C,
     owner_id: OwnerId,
+    /// A timeline horizon its reads may assume (see `horizon::Floor`; 0 assumes none).
+    floor: i64,
 }
 
 impl<C> Clone for OwnerScope<'_, C> {
@@ -22,7 +24,21 @@ impl<C> Copy for OwnerScope<'_, C> {}
 
 impl<'c, C> OwnerScope<'c, C> {
     pub fn new(db: &'c C, owner_id: OwnerId) -> Self {
-        Self { db, owner_id }
+        Self {
+            db,
+            owner_id,
+            floor: 0,
+        }
+    }
+
+    #[must_use]
+    pub(super) fn with_floor(self, floor: i64) -> Self {
+        Self { floor, ..self }
+    }
+
+    /// The horizon floor for timeline reads through this scope.
+    pub(super) fn floor(self) -> i64 {
+        self.floor
     }
 
     pub fn owner_id(self) -> OwnerId {
