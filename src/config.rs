@@ -74,6 +74,10 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub memory: MemoryArgs,
+    /// Seconds a daemon may go without a heartbeat before it is OFFLINE and its RUNNING
+    /// tasks are INTERRUPTED.
+    #[arg(long, env = "MAKIMA_DAEMON_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub daemon_timeout: u64,
 }
 
 /// Transport limits (see `server::Limits`).
@@ -132,6 +136,10 @@ pub enum ApiKeyCommand {
         /// The owner's name.
         #[arg(long)]
         owner: String,
+        /// Make a daemon key: it acts as the owner's daemon of this name (created if
+        /// needed) and may only take and report that daemon's work.
+        #[arg(long)]
+        daemon: Option<String>,
         #[command(flatten)]
         db: DatabaseArgs,
     },

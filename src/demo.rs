@@ -33,10 +33,7 @@ pub async fn load(app: &App) -> AppResult<String> {
     let owner = owners::find_by_name(app.store.db(), &name)
         .await?
         .expect("owner just created");
-    let viewer = Viewer {
-        owner_id: owner.id,
-        owner: owner.name,
-    };
+    let viewer = Viewer::owner(&owner);
     let v = &viewer;
 
     let contract = contracts::create(
@@ -126,6 +123,7 @@ pub async fn load(app: &App) -> AppResult<String> {
                 )),
                 base_branch: Some("main".into()),
                 continue_from_task_id: None,
+                daemon_id: None,
             },
         )
         .await?;

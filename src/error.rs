@@ -8,11 +8,13 @@ use sea_orm::{DbErr, TransactionError};
 pub type AppResult<T> = Result<T, AppError>;
 
 /// Every `extensions.code` of the API contract (API.md, Conventions). Ownership is
-/// never a refusal of its own (another owner's row is `NOT_FOUND`), so the server has no
-/// use for `FORBIDDEN`.
+/// never a refusal of its own (another owner's row is `NOT_FOUND`); `FORBIDDEN` is what
+/// a daemon key gets outside its daemon's work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
     Unauthenticated,
+    /// A daemon key asking for something that is not its daemon's work.
+    Forbidden,
     NotFound,
     BadUserInput,
     Conflict,
@@ -30,6 +32,7 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
             Self::BadUserInput => "BAD_USER_INPUT",
             Self::Conflict => "CONFLICT",
@@ -46,6 +49,7 @@ impl ErrorCode {
 #[derive(Clone, Debug)]
 pub enum AppError {
     Unauthenticated,
+    Forbidden(String),
     NotFound(String),
     BadInput(String),
     Conflict(String),
@@ -60,6 +64,9 @@ impl AppError {
     pub fn not_found(what: &str) -> Self {
         Self::NotFound(format!("{what} not found"))
     }
+    pub fn forbidden(msg: impl Into<String>) -> Self {
+        Self::Forbidden(msg.into())
+    }
     pub fn conflict(msg: impl Into<String>) -> Self {
         Self::Conflict(msg.into())
     }
@@ -71,6 +78,7 @@ impl AppError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::BadInput(_) => ErrorCode::BadUserInput,
             Self::Conflict(_) => ErrorCode::Conflict,
@@ -93,7 +101,9 @@ impl AppError {
             Self::Unauthenticated => {
                 "a valid API key is required (Authorization: Bearer <key> or X-Api-Key)".into()
             }
-            Self::NotFound(m) | Self::BadInput(m) | Self::Conflict(m) => m.clone(),
+            Self::Forbidden(m) | Self::NotFound(m) | Self::BadInput(m) | Self::Conflict(m) => {
+                m.clone()
+            }
             Self::Internal(_) => "internal server error".into(),
         }
     }
@@ -129,6 +139,7 @@ mod tests {
     fn api_spelling(code: ErrorCode) -> &'static str {
         match code {
             ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::BadUserInput => "BAD_USER_INPUT",
             ErrorCode::Conflict => "CONFLICT",
@@ -143,6 +154,7 @@ mod tests {
     fn every_code_has_its_api_spelling_and_every_error_its_code() {
         let all = [
             ErrorCode::Unauthenticated,
+            ErrorCode::Forbidden,
             ErrorCode::NotFound,
             ErrorCode::BadUserInput,
             ErrorCode::Conflict,
@@ -161,6 +173,7 @@ mod tests {
 
         let errors = [
             (AppError::Unauthenticated, ErrorCode::Unauthenticated),
+            (AppError::forbidden("x"), ErrorCode::Forbidden),
             (AppError::not_found("task"), ErrorCode::NotFound),
             (AppError::bad_input("x"), ErrorCode::BadUserInput),
             (AppError::conflict("x"), ErrorCode::Conflict),

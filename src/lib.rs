@@ -34,5 +34,6 @@ pub async fn open(database_url: &str, pool: u32, workspace_root: &Path) -> AppRe
         store,
         workspace_root,
         locks: Default::default(),
+        daemon_timeout: domain::daemons::DEFAULT_TIMEOUT,
     })
 }

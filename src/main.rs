@@ -29,6 +29,7 @@ async fn open(args: &ServeArgs) -> Result<makima::domain::App, AppError> {
     let mut app =
         makima::open(&args.db.database_url, args.db.db_pool, &args.workspace_root).await?;
     app.store = app.store.with_timeouts(args.db.timeouts());
+    app.daemon_timeout = Duration::from_secs(args.daemon_timeout);
     Ok(app)
 }
 
@@ -57,6 +58,8 @@ async fn serve(args: ServeArgs) -> Result<(), AppError> {
         max_connections: args.limits.max_connections.max(1),
         max_websockets: args.limits.max_websockets,
     };
+    // Interrupts the running tasks of daemons that stopped heartbeating.
+    tokio::spawn(makima::domain::daemons::sweep_forever(app.clone()));
     let state = AppState::new(app).with_limits(limits);
     state.ws.set_limits(
         args.memory.ws_queue_bytes,
@@ -87,13 +90,23 @@ async fn run(cli: Cli) -> Result<(), AppError> {
             println!("migrations applied");
             Ok(())
         }
-        Command::ApiKey(ApiKeyCommand::Create { owner, db }) => {
+        Command::ApiKey(ApiKeyCommand::Create { owner, daemon, db }) => {
             let store = Store::connect(&StoreOptions::new(&db.database_url))
                 .await?
                 .with_timeouts(db.timeouts());
             store.migrate().await?;
-            let key = keys::create(&store, &owner).await?.key;
-            println!("API key for owner \"{owner}\" (shown once):\n{key}");
+            match daemon {
+                Some(daemon) => {
+                    let key = keys::create_for_daemon(&store, &owner, &daemon).await?.key;
+                    println!(
+                        "daemon key for daemon \"{daemon}\" of owner \"{owner}\" (shown once):\n{key}"
+                    );
+                }
+                None => {
+                    let key = keys::create(&store, &owner).await?.key;
+                    println!("API key for owner \"{owner}\" (shown once):\n{key}");
+                }
+            }
             Ok(())
         }
         Command::ExportSchema => {

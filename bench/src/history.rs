@@ -34,10 +34,7 @@ async fn viewer(app: &App) -> Result<Viewer> {
     let owner = owners::find_by_name(app.store.db(), "history-bench")
         .await?
         .expect("owner");
-    Ok(Viewer {
-        owner_id: owner.id,
-        owner: owner.name,
-    })
+    Ok(Viewer::owner(&owner))
 }
 
 async fn task_with_messages(app: &App, v: &Viewer, n: i32) -> Result<TaskId> {
@@ -54,6 +51,7 @@ async fn task_with_messages(app: &App, v: &Viewer, n: i32) -> Result<TaskId> {
             branch: None,
             base_branch: None,
             continue_from_task_id: None,
+            daemon_id: None,
         },
     )
     .await?;

@@ -189,6 +189,7 @@ async fn create_tasks(
                     branch: None,
                     base_branch: None,
                     continue_from_task_id: None,
+                    daemon_id: None,
                 };
                 let (t, _) = tasks::create(&app, &viewer, input).await?;
                 made.push((

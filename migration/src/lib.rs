@@ -9,6 +9,7 @@ mod m20261126_000003_history_tail_index;
 mod m20261126_000004_owner_scoped_history_indexes;
 mod m20261204_000001_repository_owners;
 mod m20261204_000002_code_operation_intents;
+mod m20261205_000001_daemons;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_owner_scoped_history_indexes::Migration),
             Box::new(m20261204_000001_repository_owners::Migration),
             Box::new(m20261204_000002_code_operation_intents::Migration),
+            Box::new(m20261205_000001_daemons::Migration),
         ]
     }
 }

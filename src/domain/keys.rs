@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::Viewer;
 use crate::error::AppResult;
 use crate::store::OwnerScope;
-use crate::store::{Store, owners};
+use crate::store::{Store, daemons, owners};
 
 const KEY_PREFIX: &str = "mk_";
 
@@ -35,16 +35,34 @@ pub struct NewKey {
 /// Creates a key for `owner`, and the owner if it does not exist yet, in one
 /// transaction: two first keys of one new owner make one owner.
 pub async fn create(store: &Store, owner: &str) -> AppResult<NewKey> {
+    create_for(store, owner, None).await
+}
+
+/// Creates a daemon key: it acts as the owner's daemon named `daemon` (created, with the
+/// owner, if needed) and may only take and report that daemon's work.
+pub async fn create_for_daemon(store: &Store, owner: &str, daemon: &str) -> AppResult<NewKey> {
+    create_for(store, owner, Some(daemon)).await
+}
+
+async fn create_for(store: &Store, owner: &str, daemon: Option<&str>) -> AppResult<NewKey> {
     super::limits::name("owner", owner)?;
+    if let Some(name) = daemon {
+        super::limits::name("daemon", name)?;
+    }
     let txn = store.begin_write().await?;
     let owner = owners::find_or_insert(&txn, owner).await?;
+    let scope = OwnerScope::new(&txn, owner.id);
+    let daemon = match daemon {
+        Some(name) => Some(daemons::find_or_insert(scope, name).await?.id),
+        None => None,
+    };
     let key = generate();
-    owners::insert_key(OwnerScope::new(&txn, owner.id), &hash(&key)).await?;
+    owners::insert_key(scope, &hash(&key), daemon).await?;
     txn.commit().await?;
     Ok(NewKey {
         viewer: Viewer {
-            owner_id: owner.id,
-            owner: owner.name,
+            daemon,
+            ..Viewer::owner(&owner)
         },
         key,
     })

@@ -26,6 +26,8 @@ pub struct CreateTask {
     pub branch: Option<String>,
     pub base_branch: Option<String>,
     pub continue_from_task_id: Option<TaskId>,
+    /// The daemon that is to run the task (it claims it from `daemonWork`).
+    pub daemon_id: Option<DaemonId>,
 }
 
 /// Records activity of a supervisor task (its messages and status changes move
@@ -52,6 +54,7 @@ pub async fn lock_for_change(
     let task = tasks::lock(viewer.scope(db), task_id)
         .await?
         .ok_or_else(|| AppError::not_found("task"))?;
+    viewer.may_report(&task)?;
     let contract = match task.contract_id {
         Some(id) => {
             let c = contracts::by_id(viewer.scope(db), id)
@@ -128,6 +131,14 @@ pub async fn create(
         }
         None => None,
     };
+    if let Some(id) = input.daemon_id {
+        super::daemons::find(app.store.scope(owner_id), id).await?;
+        if input.repository.is_some() || input.worktree_path.is_some() || source.is_some() {
+            return Err(AppError::bad_input(
+                "a task assigned to a daemon cannot have a repository, worktreePath or continueFromTaskId yet: code operations on a daemon's worktree are not supported by this server",
+            ));
+        }
+    }
     let named = match (&input.repository, &source) {
         (Some(r), None) => {
             Some(paths::repository(&app.store, &app.workspace_root, owner_id, r).await?)
@@ -137,6 +148,8 @@ pub async fn create(
     let repository = match (&named, &source) {
         (_, Some(source)) => source.repository.clone(),
         (Some(n), None) => Some(n.path.clone()),
+        // A daemon's task does not work in the server's copy of the contract's repository.
+        (None, None) if input.daemon_id.is_some() => None,
         (None, None) => contract.as_ref().and_then(|c| c.repository.clone()),
     };
     let worktree_path = match (&input.worktree_path, &repository) {
@@ -246,6 +259,7 @@ impl Change for NewTask {
                     .clone()
                     .or_else(|| source.and_then(|s| s.branch.clone())),
                 continued_from_task_id: source.map(|s| s.id),
+                daemon_id: input.daemon_id,
                 ..tasks::new_row(
                     owner_id,
                     task_id,
@@ -276,7 +290,7 @@ impl Change for NewTask {
 }
 
 /// Moves a task along its lifecycle (API.md, Lifecycles). The same status again
-/// succeeds and records nothing.
+/// succeeds and records nothing. A daemon key reports as its own daemon.
 pub async fn update_status(
     app: &App,
     viewer: &Viewer,
@@ -284,8 +298,30 @@ pub async fn update_status(
     to: TaskStatus,
     daemon_id: Option<DaemonId>,
 ) -> AppResult<task::Model> {
+    let daemon_id = match (viewer.daemon, daemon_id) {
+        (Some(me), Some(named)) if named != me => {
+            return Err(AppError::forbidden(
+                "a daemon key reports as its own daemon",
+            ));
+        }
+        (Some(me), _) => Some(me),
+        (None, named) => named,
+    };
+    move_status(app, viewer, task_id, to, daemon_id, |_| Ok(())).await
+}
+
+/// `update_status` once `allowed` accepted the locked task.
+pub(super) async fn move_status(
+    app: &App,
+    viewer: &Viewer,
+    task_id: TaskId,
+    to: TaskStatus,
+    daemon_id: Option<DaemonId>,
+    allowed: impl FnOnce(&task::Model) -> AppResult<()>,
+) -> AppResult<task::Model> {
     let txn = app.store.begin_write().await?;
     let (mut task, contract) = lock_for_change(&txn, viewer, task_id).await?;
+    allowed(&task)?;
     let from = task.status;
     if from == to {
         return Ok(task);

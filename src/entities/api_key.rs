@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::entities::ids::{ApiKeyId, OwnerId};
+use crate::entities::ids::{ApiKeyId, DaemonId, OwnerId};
 
 /// An API key, stored only as the hex SHA-256 of the secret.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -10,6 +10,8 @@ pub struct Model {
     pub id: ApiKeyId,
     pub owner_id: OwnerId,
     pub key_hash: String,
+    /// Set for a daemon key: the key acts as this daemon, not as the owner.
+    pub daemon_id: Option<DaemonId>,
     pub created_at: DateTimeUtc,
 }
 

@@ -107,7 +107,7 @@ id_type!(
     CodeOperationId
 );
 id_type!(
-    /// `tasks.daemon_id`: the daemon running a task (no table of its own).
+    /// `daemons.id`; also `tasks.daemon_id` and `api_keys.daemon_id`.
     DaemonId
 );
 

@@ -9,6 +9,7 @@ pub mod code_operation_intent;
 pub mod contract;
 pub mod conversation;
 pub mod conversation_snapshot;
+pub mod daemon;
 pub mod event_data;
 pub mod history_event;
 pub mod idempotency_key;

@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
-use crate::entities::ids::{CheckpointId, ContractId, TaskId};
+use crate::entities::ids::{CheckpointId, ContractId, DaemonId, TaskId};
 use crate::error::{AppError, AppResult};
 use crate::store::history::TimelineCursor;
 
@@ -47,7 +47,7 @@ macro_rules! id_cursor {
     )*};
 }
 
-id_cursor!(TaskId, ContractId, CheckpointId);
+id_cursor!(TaskId, ContractId, CheckpointId, DaemonId);
 
 /// Message positions (0-based) and checkpoint numbers.
 impl Cursor for i32 {

@@ -126,6 +126,15 @@ impl Extension for DocumentRules {
         if let Err(message) = super::cost::check_fields(&doc) {
             return Err(server_error(message, VALIDATION_FAILED));
         }
+        if let Some(viewer) = ctx.data_opt::<crate::domain::Viewer>()
+            && viewer.daemon.is_some()
+            && let Some(field) = super::daemon_scope::refused_root_field(&doc)
+        {
+            let err = AppError::forbidden(format!(
+                "a daemon key may only take and report its own daemon's work, not `{field}`"
+            ));
+            return Err(server_error(err.public_message(), err.code()));
+        }
         if alias_count(&doc) > MAX_ALIASES {
             return Err(server_error(
                 format!("the document uses more than {MAX_ALIASES} aliases"),

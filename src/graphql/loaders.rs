@@ -29,14 +29,17 @@ use futures_util::future::BoxFuture;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
-use crate::entities::ids::{CheckpointId, ContractId, ConversationId, OwnerId, TaskId};
+use crate::entities::ids::{CheckpointId, ContractId, ConversationId, DaemonId, OwnerId, TaskId};
 use crate::entities::kinds::TaskEventType;
 use crate::entities::{
-    checkpoint, contract, conversation, history_event, message, supervisor_state, task, task_event,
+    checkpoint, contract, conversation, daemon, history_event, message, supervisor_state, task,
+    task_event,
 };
 use crate::error::{AppError, AppResult};
 use crate::store::keyset::{Paged, Window, pages_per_parent};
-use crate::store::{Store, checkpoints, contracts, conversations, history, task_events, tasks};
+use crate::store::{
+    Store, checkpoints, contracts, conversations, daemons, history, task_events, tasks,
+};
 
 /// One owner's rows, as the loaders read them.
 type Scope<'a> = crate::store::OwnerScope<'a, sea_orm::DatabaseConnection>;
@@ -89,6 +92,18 @@ impl OwnedRows for Tasks {
         tasks::by_ids(scope, ids).await
     }
     fn key(row: &Self::Row) -> TaskId {
+        row.id
+    }
+}
+
+pub struct Daemons;
+impl OwnedRows for Daemons {
+    type Id = DaemonId;
+    type Row = daemon::Model;
+    async fn fetch(scope: Scope<'_>, ids: &[DaemonId]) -> Result<Vec<Self::Row>, AppError> {
+        daemons::by_ids(scope, ids).await
+    }
+    fn key(row: &Self::Row) -> DaemonId {
         row.id
     }
 }
@@ -408,6 +423,7 @@ fn spawner(
 pub struct Loaders {
     pub contracts: DataLoader<ById<Contracts>>,
     pub tasks: DataLoader<ById<Tasks>>,
+    pub daemons: DataLoader<ById<Daemons>>,
     pub checkpoints: DataLoader<ById<Checkpoints>>,
     pub supervisors: DataLoader<ById<Supervisors>>,
     pub conversations: DataLoader<ById<Conversations>>,
@@ -453,6 +469,7 @@ impl Loaders {
         Self {
             contracts: by_id(store, owner_id, &activity),
             tasks: by_id(store, owner_id, &activity),
+            daemons: by_id(store, owner_id, &activity),
             checkpoints: by_id(store, owner_id, &activity),
             supervisors: by_id(store, owner_id, &activity),
             conversations: by_id(store, owner_id, &activity),

@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod cost;
 pub mod cursor;
+mod daemon_scope;
 pub mod error;
 pub mod extension;
 pub mod loaders;

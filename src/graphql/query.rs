@@ -3,15 +3,20 @@ use async_graphql::{Context, ID, Object, Result};
 use super::connection::{PageArgs, page_cost, resolve};
 use super::cursor::ContractKey;
 use super::types::checkpoint::Checkpoint;
+use super::types::code_operation::CodeOperation;
 use super::types::contract::{Contract, ContractConnection};
+use super::types::daemon::{Daemon, DaemonConnection};
 use super::types::filters::{ContractFilter, TaskFilter, TimelineFilter};
 use super::types::history_event::{HistoryEventConnection, timeline_connection};
 use super::types::task::{Task, TaskConnection, task_connection};
 use super::types::viewer::Viewer;
 use super::{app, connection::TotalCount, owner, parse_id, viewer};
-use crate::entities::contract;
+use crate::domain;
+use crate::entities::ids::DaemonId;
+use crate::entities::{contract, daemon};
+use crate::error::AppError;
 use crate::store::keyset::Window;
-use crate::store::{checkpoints, contracts, tasks};
+use crate::store::{checkpoints, code_operations, contracts, daemons, tasks};
 
 /// Root single fetches read their row directly: a DataLoader would only add its batching
 /// delay to a lone key. Relations below them go through the loaders.
@@ -71,10 +76,81 @@ impl Query {
     }
 
     /// A task by id; null when it does not exist or belongs to another owner.
+    ///
+    /// A daemon key may read only the tasks on its daemon (others are FORBIDDEN).
     async fn task(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Task>> {
         let id = parse_id(&id, "task")?;
         let scope = app(ctx).store.scope(owner(ctx)?);
-        Ok(tasks::by_id(scope, id).await?.map(Task))
+        let task = tasks::by_id(scope, id).await?;
+        if let Some(t) = &task {
+            viewer(ctx)?.may_report(t)?;
+        }
+        Ok(task.map(Task))
+    }
+
+    /// A code operation by id; null when it does not exist or belongs to another owner.
+    /// A daemon key may read only the operations of tasks on its daemon.
+    async fn code_operation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CodeOperation>> {
+        let id = parse_id(&id, "code operation")?;
+        let store = &app(ctx).store;
+        let scope = store.scope(owner(ctx)?);
+        let Some(op) = code_operations::by_id(scope, id).await? else {
+            return Ok(None);
+        };
+        if viewer(ctx)?.daemon.is_some() {
+            let task = tasks::by_id(scope, op.task_id).await?;
+            if let Some(t) = &task {
+                viewer(ctx)?.may_report(t)?;
+            }
+        }
+        Ok(Some(CodeOperation(op)))
+    }
+
+    /// The viewer's daemons, oldest first.
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    async fn daemons(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<DaemonConnection> {
+        let store = app(ctx).store.clone();
+        let owner_id = owner(ctx)?;
+        let read = |window: Window<DaemonId>| async move {
+            let page = daemons::page(store.scope(owner_id), &window).await?;
+            let total = TotalCount::new(move || {
+                let store = store.clone();
+                async move { daemons::count(store.scope(owner_id)).await }
+            });
+            Ok((page, total))
+        };
+        let args = PageArgs::new(first, after, last, before);
+        Ok(resolve(&args, read, |d: &daemon::Model| d.id, Daemon).await?)
+    }
+
+    /// A daemon by id; null when it does not exist or belongs to another owner.
+    async fn daemon(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Daemon>> {
+        let id = parse_id(&id, "daemon")?;
+        let scope = app(ctx).store.scope(owner(ctx)?);
+        Ok(daemons::by_id(scope, id).await?.map(Daemon))
+    }
+
+    /// For a daemon key: the PENDING tasks its daemon may claim (assigned to it or to no
+    /// daemon), oldest first, at most `limit` (1 to 100, default 20). Asking counts as a
+    /// heartbeat. The poll a daemon falls back on; `workAvailable` says when to ask.
+    async fn daemon_work(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] limit: i32,
+    ) -> Result<Vec<Task>> {
+        let limit = u64::try_from(limit)
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| AppError::bad_input("limit must be between 1 and 100"))?;
+        let tasks = domain::daemons::work(app(ctx), viewer(ctx)?, limit).await?;
+        Ok(tasks.into_iter().map(Task).collect())
     }
 
     /// The viewer's tasks, oldest first.

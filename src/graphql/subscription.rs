@@ -1,6 +1,6 @@
 //! The subscription root: live history events and task output (see `crate::events`).
 
-use async_graphql::{Context, ID, Result, Subscription};
+use async_graphql::{Context, ID, Result, SimpleObject, Subscription};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
@@ -8,10 +8,26 @@ use super::cursor::Cursor;
 use super::types::filters::TimelineFilter;
 use super::types::history_event::HistoryEvent;
 use super::types::task_event::TaskEvent;
-use super::{owner, parse_id};
+use super::{owner, parse_id, viewer};
+use crate::entities::kinds::HistoryEventType;
 use crate::error::AppError;
 use crate::events::Events;
 use crate::store::history::TimelineCursor;
+
+/// The history events after which a daemon may find new work.
+const WORK_SIGNALS: &[HistoryEventType] = &[
+    HistoryEventType::TaskCreated,
+    HistoryEventType::TaskResumed,
+    HistoryEventType::SupervisorResumed,
+    HistoryEventType::TaskForked,
+];
+
+/// Work may have appeared: ask `daemonWork`.
+#[derive(SimpleObject)]
+pub struct WorkSignal {
+    /// Where this signal stands in the timeline; resume a subscription after it.
+    pub cursor: String,
+}
 
 fn events<'a>(ctx: &Context<'a>) -> Result<&'a Events> {
     ctx.data_opt::<Events>()
@@ -41,6 +57,34 @@ impl Subscription {
         Ok(feed
             .into_stream()
             .map(|r| r.map(HistoryEvent).map_err(Into::into))
+            .boxed())
+    }
+
+    /// For a daemon key: a signal each time work may have appeared for it (a task
+    /// created, resumed or forked), oldest first; on each, ask `daemonWork`. With
+    /// `after` (a `WorkSignal.cursor`), first replays every signal after it, then goes
+    /// live: a daemon that reconnects with its last cursor misses nothing.
+    async fn work_available(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> Result<BoxStream<'static, Result<WorkSignal>>> {
+        let viewer = viewer(ctx)?;
+        viewer.daemon()?;
+        let filter = crate::store::history::TimelineFilter {
+            types: Some(WORK_SIGNALS.to_vec()),
+            ..Default::default()
+        };
+        let after = after.as_deref().map(TimelineCursor::decode).transpose()?;
+        let feed = events(ctx)?.history(viewer.owner_id, filter, after).await?;
+        Ok(feed
+            .into_stream()
+            .map(|r| {
+                r.map(|e| WorkSignal {
+                    cursor: TimelineCursor::of(&e).encode(),
+                })
+                .map_err(Into::into)
+            })
             .boxed())
     }
 

@@ -37,12 +37,12 @@ impl Authenticator {
         {
             return Ok(viewer.clone());
         }
-        let owner = owners::by_key_hash(self.store.db(), &hash)
+        let (owner, daemon) = owners::by_key_hash(self.store.db(), &hash)
             .await?
             .ok_or(AppError::Unauthenticated)?;
         let viewer = Viewer {
-            owner_id: owner.id,
-            owner: owner.name,
+            daemon,
+            ..Viewer::owner(&owner)
         };
         let mut cache = self.cache.lock().expect("auth cache");
         if cache.len() > 10_000 {

@@ -6,6 +6,7 @@ pub mod checkpoints;
 pub mod code_operations;
 pub mod contracts;
 pub mod conversations;
+pub mod daemons;
 pub mod history;
 mod horizon;
 pub mod idempotency;

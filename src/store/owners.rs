@@ -5,7 +5,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
 };
 
-use crate::entities::ids::{ApiKeyId, OwnerId};
+use crate::entities::ids::{ApiKeyId, DaemonId, OwnerId};
 use crate::entities::{api_key, owner};
 use crate::error::AppResult;
 use crate::time::now;
@@ -41,12 +41,14 @@ pub async fn insert(db: &impl ConnectionTrait, name: &str) -> AppResult<owner::M
 pub async fn insert_key(
     scope: OwnerScope<'_, impl ConnectionTrait>,
     key_hash: &str,
+    daemon_id: Option<DaemonId>,
 ) -> AppResult<()> {
     let (db, owner_id) = scope.parts();
     let model = api_key::ActiveModel {
         id: Set(ApiKeyId::new()),
         owner_id: Set(owner_id),
         key_hash: Set(key_hash.to_owned()),
+        daemon_id: Set(daemon_id),
         created_at: Set(now()),
     };
     api_key::Entity::insert(model)
@@ -55,10 +57,11 @@ pub async fn insert_key(
     Ok(())
 }
 
+/// The owner of the key with this hash, and the daemon it acts as (a daemon key).
 pub async fn by_key_hash(
     db: &impl ConnectionTrait,
     key_hash: &str,
-) -> AppResult<Option<owner::Model>> {
+) -> AppResult<Option<(owner::Model, Option<DaemonId>)>> {
     let Some(key) = api_key::Entity::find()
         .filter(api_key::Column::KeyHash.eq(key_hash))
         .one(db)
@@ -66,7 +69,8 @@ pub async fn by_key_hash(
     else {
         return Ok(None);
     };
-    Ok(owner::Entity::find_by_id(key.owner_id).one(db).await?)
+    let owner = owner::Entity::find_by_id(key.owner_id).one(db).await?;
+    Ok(owner.map(|o| (o, key.daemon_id)))
 }
 
 pub async fn key_count(db: &impl ConnectionTrait) -> AppResult<u64> {

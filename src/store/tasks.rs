@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::keyset::{self, Keyset, Paged, Window};
-use crate::entities::ids::{ContractId, ConversationId, OwnerId, TaskId};
+use crate::entities::ids::{ContractId, ConversationId, DaemonId, OwnerId, TaskId};
 use crate::entities::kinds::TaskStatus;
 use crate::entities::task::{Column, Entity, Model};
 use crate::error::AppResult;
@@ -137,6 +137,7 @@ pub struct TaskFilter {
     pub forked_from_task_id: Option<TaskId>,
     pub status: Option<Vec<TaskStatus>>,
     pub is_supervisor: Option<bool>,
+    pub daemon_id: Option<DaemonId>,
 }
 
 pub struct ById;
@@ -171,6 +172,9 @@ pub fn filtered(owner_id: OwnerId, filter: &TaskFilter) -> Select<Entity> {
     }
     if let Some(s) = filter.is_supervisor {
         q = q.filter(Column::IsSupervisor.eq(s));
+    }
+    if let Some(d) = filter.daemon_id {
+        q = q.filter(Column::DaemonId.eq(d));
     }
     q
 }

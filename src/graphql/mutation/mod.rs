@@ -1,6 +1,7 @@
 //! Mutation roots, one file per area, merged into one `Mutation`.
 
 mod contracts;
+mod daemons;
 mod fork;
 mod ingest;
 mod resume;
@@ -15,4 +16,5 @@ pub struct Mutation(
     resume::ResumeMutation,
     rewind::RewindMutation,
     fork::ForkMutation,
+    daemons::DaemonMutation,
 );

@@ -29,6 +29,11 @@ pub struct CreateTaskInput {
     /// repository is inherited; giving worktreePath too, or a source without a repository, is
     /// BAD_USER_INPUT.
     pub continue_from_task_id: Option<ID>,
+    /// The daemon that is to run the task (it claims the task through `daemonWork` and
+    /// `claimTask`); without one, any daemon of the owner may claim it. Another owner's
+    /// or an unknown daemon is NOT_FOUND. Not yet with a repository, worktreePath or
+    /// continueFromTaskId (BAD_USER_INPUT).
+    pub daemon_id: Option<ID>,
 }
 
 /// The created task.
@@ -80,6 +85,7 @@ impl TaskMutation {
             branch: input.branch,
             base_branch: input.base_branch,
             continue_from_task_id: parse_opt_id(input.continue_from_task_id.as_ref(), "task")?,
+            daemon_id: parse_opt_id(input.daemon_id.as_ref(), "daemon")?,
         };
         let (task, op) = tasks::create(app(ctx), viewer(ctx)?, create).await?;
         Ok(CreateTaskPayload {

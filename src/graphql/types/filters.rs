@@ -47,6 +47,7 @@ impl TaskFilter {
             forked_from_task_id: None,
             status: self.status,
             is_supervisor: self.is_supervisor,
+            daemon_id: None,
         })
     }
 }

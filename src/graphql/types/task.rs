@@ -3,6 +3,7 @@ use chrono::{DateTime, Utc};
 
 use super::checkpoint::{Checkpoint, CheckpointConnection};
 use super::contract::Contract;
+use super::daemon::Daemon;
 use super::filters::TaskEventFilter;
 use super::fork_origin::ForkOrigin;
 use super::message::{Message, MessageConnection};
@@ -127,6 +128,14 @@ impl Task {
     /// The daemon that last reported running the task.
     async fn daemon_id(&self) -> Option<ID> {
         self.0.daemon_id.map(to_id)
+    }
+    /// The daemon the task is assigned to or ran on; null when none, or when `daemonId`
+    /// names no registered daemon (one reported before daemons were registered).
+    async fn daemon(&self, ctx: &Context<'_>) -> Result<Option<Daemon>> {
+        let Some(id) = self.0.daemon_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx).daemons.load_one(id).await?.map(Daemon))
     }
     /// Git repository of the task (a canonical absolute path).
     async fn repository(&self) -> Option<&str> {

@@ -1,0 +1,183 @@
+//! Daemons: heartbeats, what a daemon may claim, the claim itself, and the sweep that
+//! interrupts the running tasks of a daemon that went silent. The protocol a daemon
+//! follows is in `docs/daemons.md`.
+
+use std::time::Duration;
+
+use super::tasks::move_status;
+use super::{App, Viewer};
+use crate::entities::daemon;
+use crate::entities::ids::{DaemonId, TaskId};
+use crate::entities::kinds::TaskStatus;
+use crate::entities::task;
+use crate::error::{AppError, AppResult};
+use crate::store::{OwnerScope, daemons};
+use crate::time::now;
+
+/// How long a daemon may go without a heartbeat before it is OFFLINE (`--daemon-timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// At most this many capabilities, each at most `limits::NAME` long.
+const MAX_CAPABILITIES: usize = 64;
+
+/// Whether the daemon is ONLINE: its last heartbeat is younger than `timeout`.
+pub fn is_online(
+    daemon: &daemon::Model,
+    timeout: Duration,
+    at: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    daemon
+        .last_seen_at
+        .is_some_and(|seen| chrono::Duration::from_std(timeout).is_ok_and(|t| seen > at - t))
+}
+
+/// What a daemon reports about itself with each heartbeat.
+pub struct Heartbeat {
+    pub version: Option<String>,
+    pub capabilities: Option<Vec<String>>,
+}
+
+/// Records that the viewer's daemon is alive (and what it runs); returns its row.
+pub async fn heartbeat(app: &App, viewer: &Viewer, beat: Heartbeat) -> AppResult<daemon::Model> {
+    let id = viewer.daemon()?;
+    if let Some(v) = &beat.version {
+        super::limits::name("version", v)?;
+    }
+    let capabilities = match &beat.capabilities {
+        Some(list) => {
+            if list.len() > MAX_CAPABILITIES {
+                return Err(AppError::bad_input(format!(
+                    "at most {MAX_CAPABILITIES} capabilities"
+                )));
+            }
+            for c in list {
+                super::limits::name("capability", c)?;
+            }
+            Some(serde_json::to_string(list)?)
+        }
+        None => None,
+    };
+    let scope = app.store.scope(viewer.owner_id);
+    daemons::heartbeat(
+        scope,
+        id,
+        beat.version.as_deref(),
+        capabilities.as_deref(),
+        now(),
+    )
+    .await?;
+    daemons::by_id(scope, id)
+        .await?
+        .ok_or_else(|| AppError::internal(format!("daemon {id} of a valid key is missing")))
+}
+
+/// The PENDING tasks the viewer's daemon may claim, oldest first: those assigned to it
+/// and those assigned to no daemon. Asking counts as a heartbeat.
+pub async fn work(app: &App, viewer: &Viewer, limit: u64) -> AppResult<Vec<task::Model>> {
+    let id = viewer.daemon()?;
+    let scope = app.store.scope(viewer.owner_id);
+    daemons::heartbeat(scope, id, None, None, now()).await?;
+    daemons::claimable(scope, id, limit).await
+}
+
+/// Takes a PENDING task for the viewer's daemon: the task becomes RUNNING on it
+/// (TASK_STATUS_CHANGED in the timeline). The task row is locked while it is checked, so
+/// of daemons racing for one task exactly one wins; the others get CONFLICT. Claiming
+/// counts as a heartbeat.
+pub async fn claim(app: &App, viewer: &Viewer, task_id: TaskId) -> AppResult<task::Model> {
+    let me = viewer.daemon()?;
+    daemons::heartbeat(app.store.scope(viewer.owner_id), me, None, None, now()).await?;
+    // The daemon key may not report a task it does not hold yet: check as the owner.
+    let owner = Viewer {
+        daemon: None,
+        ..viewer.clone()
+    };
+    move_status(
+        app,
+        &owner,
+        task_id,
+        TaskStatus::Running,
+        Some(me),
+        |task| {
+            if task.status != TaskStatus::Pending {
+                return Err(AppError::conflict(format!(
+                    "the task is {}: only a PENDING task can be claimed",
+                    task.status.as_str()
+                )));
+            }
+            match task.daemon_id {
+                Some(d) if d != me => {
+                    Err(AppError::conflict("the task is assigned to another daemon"))
+                }
+                _ => Ok(()),
+            }
+        },
+    )
+    .await
+}
+
+/// Interrupts the RUNNING tasks of every daemon silent for longer than the timeout
+/// (TASK_STATUS_CHANGED to INTERRUPTED, resumable); returns how many. Runs in every
+/// server process: a task already moved by another is left alone.
+pub async fn sweep(app: &App, at: chrono::DateTime<chrono::Utc>) -> AppResult<usize> {
+    let timeout = chrono::Duration::from_std(app.daemon_timeout)
+        .map_err(|e| AppError::internal(format!("daemon timeout: {e}")))?;
+    let silent = daemons::silent_with_running_tasks(app.store.db(), at - timeout, 100).await?;
+    let mut interrupted = 0;
+    for daemon in silent {
+        let viewer = Viewer::acting_for(daemon.owner_id);
+        let scope = app.store.scope(daemon.owner_id);
+        for task_id in daemons::tasks_in_status(scope, daemon.id, TaskStatus::Running).await? {
+            let moved = move_status(
+                app,
+                &viewer,
+                task_id,
+                TaskStatus::Interrupted,
+                None,
+                |task| still_running_on(task, daemon.id),
+            )
+            .await;
+            match moved {
+                Ok(_) => interrupted += 1,
+                // Moved on meanwhile (finished, or swept by another process).
+                Err(AppError::Conflict(_)) => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(interrupted)
+}
+
+fn still_running_on(task: &task::Model, daemon: DaemonId) -> AppResult<()> {
+    if task.status == TaskStatus::Running && task.daemon_id == Some(daemon) {
+        Ok(())
+    } else {
+        Err(AppError::conflict("no longer running on that daemon"))
+    }
+}
+
+/// Runs `sweep` every quarter of the timeout until the process ends.
+pub async fn sweep_forever(app: App) {
+    let every = (app.daemon_timeout / 4).max(Duration::from_millis(250));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match sweep(&app, now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(interrupted = n, "tasks of silent daemons interrupted"),
+            Err(err) => tracing::warn!(?err, "daemon sweep failed"),
+        }
+    }
+}
+
+/// The owner's daemon `id`, for assigning a task to it; another owner's or an unknown
+/// one is NOT_FOUND.
+pub async fn find(
+    scope: OwnerScope<'_, impl sea_orm::ConnectionTrait>,
+    id: DaemonId,
+) -> AppResult<daemon::Model> {
+    daemons::by_id(scope, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("daemon"))
+}

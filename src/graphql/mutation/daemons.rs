@@ -1,0 +1,75 @@
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+
+use crate::domain::daemons::{self, Heartbeat};
+use crate::graphql::types::daemon::Daemon;
+use crate::graphql::types::task::Task;
+use crate::graphql::{app, parse_id, viewer};
+
+/// What a daemon reports with a heartbeat; an omitted field keeps its last value.
+#[derive(InputObject, Default)]
+pub struct HeartbeatDaemonInput {
+    /// The daemon's version (at most 256 characters).
+    pub version: Option<String>,
+    /// What the daemon can do (at most 64 names of at most 256 characters).
+    pub capabilities: Option<Vec<String>>,
+}
+
+/// The daemon after the heartbeat.
+#[derive(SimpleObject)]
+pub struct HeartbeatDaemonPayload {
+    /// The daemon, ONLINE.
+    pub daemon: Daemon,
+}
+
+/// The task a daemon wants to take.
+#[derive(InputObject)]
+pub struct ClaimTaskInput {
+    /// A PENDING task assigned to this daemon or to no daemon.
+    pub task_id: ID,
+}
+
+/// The claimed task.
+#[derive(SimpleObject)]
+pub struct ClaimTaskPayload {
+    /// The task, now RUNNING on the claiming daemon.
+    pub task: Task,
+}
+
+#[derive(Default)]
+pub struct DaemonMutation;
+
+/// What daemons do (daemon keys only; an owner key is FORBIDDEN).
+#[Object]
+impl DaemonMutation {
+    /// Records that the key's daemon is alive; a daemon that sends none for longer than
+    /// the server's daemon timeout is OFFLINE and its RUNNING tasks are interrupted.
+    async fn heartbeat_daemon(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<HeartbeatDaemonInput>,
+    ) -> Result<HeartbeatDaemonPayload> {
+        let input = input.unwrap_or_default();
+        let beat = Heartbeat {
+            version: input.version,
+            capabilities: input.capabilities,
+        };
+        let daemon = daemons::heartbeat(app(ctx), viewer(ctx)?, beat).await?;
+        Ok(HeartbeatDaemonPayload {
+            daemon: Daemon(daemon),
+        })
+    }
+
+    /// Takes a PENDING task for the key's daemon: it becomes RUNNING there (writes
+    /// TASK_STATUS_CHANGED). Of daemons racing for one task exactly one wins; the others,
+    /// and a claim of a task that is not PENDING or is assigned to another daemon, get
+    /// CONFLICT.
+    async fn claim_task(
+        &self,
+        ctx: &Context<'_>,
+        input: ClaimTaskInput,
+    ) -> Result<ClaimTaskPayload> {
+        let task_id = parse_id(&input.task_id, "task")?;
+        let task = daemons::claim(app(ctx), viewer(ctx)?, task_id).await?;
+        Ok(ClaimTaskPayload { task: Task(task) })
+    }
+}
