@@ -6,15 +6,14 @@ use super::types::checkpoint::Checkpoint;
 use super::types::code_operation::CodeOperation;
 use super::types::contract::{Contract, ContractConnection};
 use super::types::daemon::{Daemon, DaemonConnection};
+use super::types::daemon_work::DaemonWork;
 use super::types::filters::{ContractFilter, TaskFilter, TimelineFilter};
 use super::types::history_event::{HistoryEventConnection, timeline_connection};
 use super::types::task::{Task, TaskConnection, task_connection};
 use super::types::viewer::Viewer;
 use super::{app, connection::TotalCount, owner, parse_id, viewer};
-use crate::domain;
 use crate::entities::ids::DaemonId;
 use crate::entities::{contract, daemon};
-use crate::error::AppError;
 use crate::store::keyset::Window;
 use crate::store::{checkpoints, code_operations, contracts, daemons, tasks};
 
@@ -137,20 +136,11 @@ impl Query {
         Ok(daemons::by_id(scope, id).await?.map(Daemon))
     }
 
-    /// For a daemon key: the PENDING tasks its daemon may claim (assigned to it or to no
-    /// daemon), oldest first, at most `limit` (1 to 100, default 20). Asking counts as a
-    /// heartbeat. The poll a daemon falls back on; `workAvailable` says when to ask.
-    async fn daemon_work(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(default = 20)] limit: i32,
-    ) -> Result<Vec<Task>> {
-        let limit = u64::try_from(limit)
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| AppError::bad_input("limit must be between 1 and 100"))?;
-        let tasks = domain::daemons::work(app(ctx), viewer(ctx)?, limit).await?;
-        Ok(tasks.into_iter().map(Task).collect())
+    /// For a daemon key: the work its daemon may take. Asking counts as a heartbeat.
+    /// The poll a daemon falls back on; `workAvailable` says when to ask.
+    async fn daemon_work(&self, ctx: &Context<'_>) -> Result<DaemonWork> {
+        viewer(ctx)?.daemon()?;
+        Ok(DaemonWork)
     }
 
     /// The viewer's tasks, oldest first.

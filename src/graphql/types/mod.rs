@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod code_operation;
 pub mod contract;
 pub mod daemon;
+pub mod daemon_work;
 pub mod filters;
 pub mod fork_origin;
 pub mod history_event;
