@@ -78,6 +78,13 @@ pub struct ServeArgs {
     /// tasks are INTERRUPTED.
     #[arg(long, env = "MAKIMA_DAEMON_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub daemon_timeout: u64,
+    /// Seconds a mutation waits for a daemon to finish a code operation before it
+    /// answers with the operation QUEUED.
+    #[arg(long, env = "MAKIMA_CODE_OPERATION_WAIT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=60))]
+    pub code_operation_wait: u64,
+    /// Seconds a daemon has to finish a code operation before it is FAILED.
+    #[arg(long, env = "MAKIMA_CODE_OPERATION_TIMEOUT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub code_operation_timeout: u64,
 }
 
 /// Transport limits (see `server::Limits`).

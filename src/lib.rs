@@ -17,6 +17,7 @@ pub mod store;
 pub mod time;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use domain::App;
 use error::{AppError, AppResult};
@@ -35,5 +36,8 @@ pub async fn open(database_url: &str, pool: u32, workspace_root: &Path) -> AppRe
         workspace_root,
         locks: Default::default(),
         daemon_timeout: domain::daemons::DEFAULT_TIMEOUT,
+        code_operation_wait: domain::code::DEFAULT_WAIT,
+        code_operation_timeout: domain::code::DEFAULT_TIMEOUT,
+        code_reports: Arc::new(tokio::sync::watch::channel(0).0),
     })
 }

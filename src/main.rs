@@ -30,6 +30,8 @@ async fn open(args: &ServeArgs) -> Result<makima::domain::App, AppError> {
         makima::open(&args.db.database_url, args.db.db_pool, &args.workspace_root).await?;
     app.store = app.store.with_timeouts(args.db.timeouts());
     app.daemon_timeout = Duration::from_secs(args.daemon_timeout);
+    app.code_operation_wait = Duration::from_secs(args.code_operation_wait);
+    app.code_operation_timeout = Duration::from_secs(args.code_operation_timeout);
     Ok(app)
 }
 

@@ -10,6 +10,7 @@ mod m20261126_000004_owner_scoped_history_indexes;
 mod m20261204_000001_repository_owners;
 mod m20261204_000002_code_operation_intents;
 mod m20261205_000001_daemons;
+mod m20261205_000002_remote_code_operations;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_repository_owners::Migration),
             Box::new(m20261204_000002_code_operation_intents::Migration),
             Box::new(m20261205_000001_daemons::Migration),
+            Box::new(m20261205_000002_remote_code_operations::Migration),
         ]
     }
 }

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use super::tasks::move_status;
 use super::{App, Viewer};
-use crate::entities::daemon;
 use crate::entities::ids::{DaemonId, TaskId};
 use crate::entities::kinds::TaskStatus;
 use crate::entities::task;
+use crate::entities::{code_operation, daemon};
 use crate::error::{AppError, AppResult};
-use crate::store::{OwnerScope, daemons};
+use crate::store::{OwnerScope, code_operations, daemons};
 use crate::time::now;
 
 /// How long a daemon may go without a heartbeat before it is OFFLINE (`--daemon-timeout`).
@@ -78,6 +78,17 @@ pub async fn work(app: &App, viewer: &Viewer, limit: u64) -> AppResult<Vec<task:
     let scope = app.store.scope(viewer.owner_id);
     daemons::heartbeat(scope, id, None, None, now()).await?;
     daemons::claimable(scope, id, limit).await
+}
+
+/// The code operations on the viewer daemon's worktrees that it has not reported yet,
+/// oldest first.
+pub async fn queued_operations(
+    app: &App,
+    viewer: &Viewer,
+    limit: u64,
+) -> AppResult<Vec<code_operation::Model>> {
+    let id = viewer.daemon()?;
+    code_operations::queued_for(app.store.scope(viewer.owner_id), id, limit).await
 }
 
 /// Takes a PENDING task for the viewer's daemon: the task becomes RUNNING on it
@@ -156,7 +167,8 @@ fn still_running_on(task: &task::Model, daemon: DaemonId) -> AppResult<()> {
     }
 }
 
-/// Runs `sweep` every quarter of the timeout until the process ends.
+/// Runs `sweep` (and fails code operations past their deadline) every quarter of the
+/// daemon timeout until the process ends.
 pub async fn sweep_forever(app: App) {
     let every = (app.daemon_timeout / 4).max(Duration::from_millis(250));
     let mut ticks = tokio::time::interval(every);
@@ -167,6 +179,11 @@ pub async fn sweep_forever(app: App) {
             Ok(0) => {}
             Ok(n) => tracing::info!(interrupted = n, "tasks of silent daemons interrupted"),
             Err(err) => tracing::warn!(?err, "daemon sweep failed"),
+        }
+        match super::code::expire(&app, now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(failed = n, "code operations past their deadline failed"),
+            Err(err) => tracing::warn!(?err, "code operation sweep failed"),
         }
     }
 }

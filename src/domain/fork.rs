@@ -5,18 +5,20 @@ use std::path::Path;
 
 use sea_orm::DatabaseTransaction;
 
-use super::code::{self, Change, Event, Intent, Recorded};
+use super::code::{self, Change, Event, Intent, Outcome, Recorded};
 use super::contracts::ensure_not_archived;
 use super::tasks::lock_for_change;
 use super::{App, Viewer, limits};
 use crate::entities::event_data as data;
 use crate::entities::ids::{CheckpointId, ConversationId, TaskId};
+use crate::entities::kinds::CodeOperationStatus;
 use crate::entities::{checkpoint, code_operation, task};
 use crate::error::{AppError, AppResult};
 use crate::git::{Repo, check_branch_name};
 use crate::store::{contracts, conversations, tasks};
 use crate::time::now;
 
+#[derive(Clone)]
 pub struct Fork {
     pub task_id: TaskId,
     pub checkpoint_id: Option<CheckpointId>,
@@ -45,8 +47,19 @@ pub async fn fork_task(app: &App, viewer: &Viewer, input: Fork) -> AppResult<For
         fork_id: TaskId::new(),
         input,
     };
-    let done = code::run(app, viewer, &change).await?;
-    let (task, checkpoint_id, message_count) = done.output;
+    // A fork's new worktree on a daemon is recorded when queued (see `code::remote`).
+    let done = code::run(app, viewer, &change).await?.done()?;
+    let (mut task, checkpoint_id, message_count) = done.output;
+    if done
+        .code_operation
+        .as_ref()
+        .is_some_and(|o| o.daemon_id.is_some())
+    {
+        // Its worktree may have landed since the fork was recorded.
+        task = tasks::by_id(viewer.scope(app.store.db()), task.id)
+            .await?
+            .ok_or_else(|| AppError::internal("a new fork is gone"))?;
+    }
     Ok(Forked {
         task,
         checkpoint_id,
@@ -55,6 +68,7 @@ pub async fn fork_task(app: &App, viewer: &Viewer, input: Fork) -> AppResult<For
     })
 }
 
+#[derive(Clone)]
 struct ForkTask {
     fork_id: TaskId,
     input: Fork,
@@ -92,8 +106,9 @@ impl Change for ForkTask {
                     viewer,
                     source.id,
                     self.fork_id,
+                    code::site(&source),
                     Path::new(repo),
-                    &code::worktree_path(app, self.fork_id),
+                    &code::worktree_path(app, code::site(&source), self.fork_id),
                     &branch,
                     &cp.commit_sha,
                 )
@@ -131,12 +146,17 @@ impl Change for ForkTask {
                 parent_task_id: source.parent_task_id,
                 plan: source.plan.clone(),
                 repository: source.repository.clone(),
-                worktree_path: op.map(|_| {
-                    code::worktree_path(app, fork_id)
-                        .to_string_lossy()
-                        .into_owned()
-                }),
+                // A daemon's new worktree exists once the daemon reports it DONE.
+                worktree_path: op
+                    .filter(|o| o.status == CodeOperationStatus::Done)
+                    .map(|_| {
+                        code::worktree_path(app, code::site(&source), fork_id)
+                            .to_string_lossy()
+                            .into_owned()
+                    }),
                 branch: op.and_then(|o| o.branch.clone()),
+                daemon_id: source.daemon_id.filter(|_| source.code_on_daemon),
+                code_on_daemon: source.code_on_daemon,
                 base_branch: source.branch.clone(),
                 forked_from_task_id: Some(source.id),
                 fork_checkpoint_id: checkpoint_id,
@@ -220,15 +240,21 @@ pub async fn branch_from_checkpoint(
         checkpoint_id,
         branch,
     };
-    let done = code::run(app, viewer, &change).await?;
+    let (checkpoint, op) = match code::run(app, viewer, &change).await? {
+        Outcome::Done(done) => (done.output, done.code_operation),
+        Outcome::Pending { code_operation, .. } => {
+            let (cp, _) =
+                code::checkpoint_of(app.store.db(), viewer, checkpoint_id, task_id).await?;
+            (cp, Some(code_operation))
+        }
+    };
     Ok(Branched {
-        checkpoint: done.output,
-        code_operation: done
-            .code_operation
-            .ok_or_else(|| AppError::internal("a branch without its git step"))?,
+        checkpoint,
+        code_operation: op.ok_or_else(|| AppError::internal("a branch without its git step"))?,
     })
 }
 
+#[derive(Clone)]
 struct BranchFromCheckpoint {
     task_id: TaskId,
     checkpoint_id: CheckpointId,
@@ -251,8 +277,15 @@ impl Change for BranchFromCheckpoint {
             .ok_or_else(|| AppError::bad_input("the task has no repository to branch in"))?;
         let (cp, _) =
             code::checkpoint_of(app.store.db(), viewer, self.checkpoint_id, task.id).await?;
-        let intent =
-            Intent::branch(viewer, task.id, repo.as_ref(), &self.branch, &cp.commit_sha).await?;
+        let intent = Intent::branch(
+            viewer,
+            task.id,
+            code::site(&task),
+            repo.as_ref(),
+            &self.branch,
+            &cp.commit_sha,
+        )
+        .await?;
         Ok((cp, Some(intent)))
     }
 
@@ -293,6 +326,11 @@ pub async fn continued_worktree(
     let repo = source.repository.clone().ok_or_else(|| {
         AppError::bad_input("continueFromTaskId names a task without a repository")
     })?;
+    if code::site(source) != code::Site::Server {
+        return Err(AppError::bad_input(
+            "continueFromTaskId names a task whose code is on a daemon: continuing it is not supported yet (fork it from a checkpoint instead)",
+        ));
+    }
     let branch = branch_for(branch, task_id)?;
     let start = match &source.branch {
         Some(b) if Repo::new(&repo).branch_exists(b).await => {
@@ -303,11 +341,12 @@ pub async fn continued_worktree(
             Repo::new(dir).head().await?
         }
     };
-    let path = code::worktree_path(app, task_id);
+    let path = code::worktree_path(app, code::Site::Server, task_id);
     Intent::worktree(
         viewer,
         source.id,
         task_id,
+        code::Site::Server,
         repo.as_ref(),
         &path,
         &branch,

@@ -35,6 +35,12 @@ pub struct App {
     pub locks: Arc<locks::Locks>,
     /// How long a daemon may go without a heartbeat before it is OFFLINE.
     pub daemon_timeout: Duration,
+    /// How long a mutation waits for a daemon's code operation before answering QUEUED.
+    pub code_operation_wait: Duration,
+    /// How long a daemon has to finish a code operation before it is FAILED.
+    pub code_operation_timeout: Duration,
+    /// Bumped when a daemon reports on a code operation, to wake the waiters here.
+    pub code_reports: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// The owner a request acts for, resolved from its API key; with a daemon key, also the

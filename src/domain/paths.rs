@@ -137,3 +137,55 @@ pub async fn worktree(
     }
     Ok(s)
 }
+
+/// A path on a daemon, relative to its workspace root: the server only checks its shape
+/// (relative, normal components only, outside the daemon's `.makima`), never the disk.
+/// The daemon confines and checks it again before git runs there.
+pub fn on_daemon(what: &str, input: &str) -> AppResult<String> {
+    use std::path::Component;
+    let refused = || {
+        AppError::bad_input(format!(
+            "{what} of a task on a daemon must be a relative path inside the daemon's workspace root"
+        ))
+    };
+    super::limits::name(what, input)?;
+    if input.is_empty() || input.contains('\0') || input.contains('\\') {
+        return Err(refused());
+    }
+    let path = Path::new(input);
+    let mut normal = path
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .peekable();
+    if normal.peek().is_none() {
+        return Err(refused());
+    }
+    for (i, c) in normal.enumerate() {
+        match c {
+            Component::Normal(part) if !(i == 0 && part == ".makima") => {}
+            _ => return Err(refused()),
+        }
+    }
+    Ok(input.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod daemon_path_tests {
+    use super::on_daemon;
+
+    #[test]
+    fn daemon_paths_are_relative_and_stay_inside() {
+        assert_eq!(on_daemon("repository", "repos/app/").unwrap(), "repos/app");
+        for bad in [
+            "/etc",
+            "../x",
+            "a/../../x",
+            "",
+            ".",
+            ".makima/worktrees/x",
+            "a\\b",
+        ] {
+            assert!(on_daemon("repository", bad).is_err(), "{bad}");
+        }
+    }
+}

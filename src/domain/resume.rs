@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseTransaction;
 
-use super::code::{self, Change, Event, Intent, Recorded};
+use super::code::{self, Change, Event, Intent, Outcome, Recorded};
 use super::contracts::phases_of;
 use super::tasks::{lock_for_change, note_activity};
 use super::{App, Viewer};
@@ -117,15 +117,36 @@ pub async fn resume_supervisor(
         mode,
         checkpoint_id,
     };
-    let done = code::run(app, viewer, &change).await?;
-    let (task, resumed_from) = done.output;
-    Ok(SupervisorResumed {
-        task,
-        resumed_from,
-        code_operation: done.code_operation,
-    })
+    match code::run(app, viewer, &change).await? {
+        Outcome::Done(done) => {
+            let (task, resumed_from) = done.output;
+            Ok(SupervisorResumed {
+                task,
+                resumed_from,
+                code_operation: done.code_operation,
+            })
+        }
+        // The daemon has not restored the code yet: the supervisor is as it was.
+        Outcome::Pending { code_operation, .. } => {
+            let task = code::read_task(app, viewer, state.task_id).await?;
+            let contract = contracts::by_id(viewer.scope(app.store.db()), contract_id)
+                .await?
+                .ok_or_else(|| AppError::not_found("contract"))?;
+            let message_count = app.store.conversation(task.conversation_id).await?.length;
+            Ok(SupervisorResumed {
+                task,
+                resumed_from: ResumedFrom {
+                    phase: contract.phase,
+                    last_activity: state.last_activity,
+                    message_count,
+                },
+                code_operation: Some(code_operation),
+            })
+        }
+    }
 }
 
+#[derive(Clone)]
 struct ResumeSupervisor {
     contract_id: ContractId,
     task_id: TaskId,
@@ -282,13 +303,19 @@ pub async fn resume_task(
         task_id,
         checkpoint_id,
     };
-    let done = code::run(app, viewer, &change).await?;
-    Ok(TaskResumed {
-        task: done.output,
-        code_operation: done.code_operation,
-    })
+    match code::run(app, viewer, &change).await? {
+        Outcome::Done(done) => Ok(TaskResumed {
+            task: done.output,
+            code_operation: done.code_operation,
+        }),
+        Outcome::Pending { code_operation, .. } => Ok(TaskResumed {
+            task: code::read_task(app, viewer, task_id).await?,
+            code_operation: Some(code_operation),
+        }),
+    }
 }
 
+#[derive(Clone)]
 struct ResumeTask {
     task_id: TaskId,
     checkpoint_id: Option<CheckpointId>,

@@ -5,7 +5,7 @@
 
 use sea_orm::DatabaseTransaction;
 
-use super::code::{self, Change, Event, Intent, Recorded};
+use super::code::{self, Change, Event, Intent, Outcome, Recorded};
 use super::tasks::lock_for_change;
 use super::{App, Viewer};
 use crate::entities::event_data::{self as data, EventData};
@@ -16,6 +16,7 @@ use crate::error::{AppError, AppResult};
 use crate::store::{contracts, conversations, history, tasks};
 
 /// Which conversation to rewind and how far.
+#[derive(Clone)]
 pub struct Rewind {
     pub contract_id: Option<ContractId>,
     pub task_id: Option<TaskId>,
@@ -87,18 +88,43 @@ fn kept(length: i32, to_index: Option<i32>, by_count: Option<i32>) -> AppResult<
 
 pub async fn rewind_conversation(app: &App, viewer: &Viewer, input: Rewind) -> AppResult<Rewound> {
     let task_id = conversation_task(app, viewer, input.contract_id, input.task_id).await?;
-    let done = code::run(app, viewer, &RewindConversation { task_id, input }).await?;
-    let (contract_id, length, keep) = done.output;
-    Ok(Rewound {
-        contract_id,
-        task_id,
-        messages_removed: length - keep,
-        new_message_count: keep,
-        code_operation: done.code_operation,
-        event: done.event,
-    })
+    let contract_id = input.contract_id;
+    match code::run(app, viewer, &RewindConversation { task_id, input }).await? {
+        Outcome::Done(done) => {
+            let (contract_id, length, keep) = done.output;
+            Ok(Rewound {
+                contract_id,
+                task_id,
+                messages_removed: length - keep,
+                new_message_count: keep,
+                code_operation: done.code_operation,
+                event: done.event,
+            })
+        }
+        // The daemon has not restored the code yet: nothing is rewound so far.
+        Outcome::Pending {
+            code_operation,
+            event,
+        } => Ok(Rewound {
+            contract_id,
+            task_id,
+            messages_removed: 0,
+            new_message_count: message_count(app, viewer, task_id).await?,
+            code_operation: Some(code_operation),
+            event,
+        }),
+    }
 }
 
+/// The length of the task's conversation now.
+async fn message_count(app: &App, viewer: &Viewer, task_id: TaskId) -> AppResult<i32> {
+    let task = tasks::by_id(viewer.scope(app.store.db()), task_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("task"))?;
+    Ok(app.store.conversation(task.conversation_id).await?.length)
+}
+
+#[derive(Clone)]
 struct RewindConversation {
     task_id: TaskId,
     input: Rewind,
@@ -235,14 +261,24 @@ pub async fn restore_conversation(
         task_id,
         rewind,
     };
-    let done = code::run(app, viewer, &change).await?;
-    Ok(Restored {
-        message_count: done.output,
-        event: done.event,
-        code_operation: done.code_operation,
-    })
+    match code::run(app, viewer, &change).await? {
+        Outcome::Done(done) => Ok(Restored {
+            message_count: done.output,
+            event: done.event,
+            code_operation: done.code_operation,
+        }),
+        Outcome::Pending {
+            code_operation,
+            event,
+        } => Ok(Restored {
+            message_count: message_count(app, viewer, task_id).await?,
+            event,
+            code_operation: Some(code_operation),
+        }),
+    }
 }
 
+#[derive(Clone)]
 struct RestoreConversation {
     rewind_event_id: HistoryEventId,
     task_id: TaskId,
@@ -278,7 +314,7 @@ impl Change for RestoreConversation {
         self.unchanged(&task, head.length)?;
         let intent = match (&self.rewind.saved_ref, code::code_dir(&task)) {
             (Some(saved), Some(dir)) => {
-                Some(Intent::unrestore(viewer, task.id, &dir, saved).await?)
+                Some(Intent::unrestore(viewer, task.id, code::site(&task), &dir, saved).await?)
             }
             _ => None,
         };
@@ -339,16 +375,31 @@ pub async fn rewind_task(
         checkpoint_id,
         rewind_conversation,
     };
-    let done = code::run(app, viewer, &change).await?;
-    let (task, checkpoint) = done.output;
-    Ok(TaskRewound {
-        task,
-        checkpoint,
-        code_operation: done.code_operation,
-        conversation_rewound: rewind_conversation,
-    })
+    match code::run(app, viewer, &change).await? {
+        Outcome::Done(done) => {
+            let (task, checkpoint) = done.output;
+            Ok(TaskRewound {
+                task,
+                checkpoint,
+                code_operation: done.code_operation,
+                conversation_rewound: rewind_conversation,
+            })
+        }
+        Outcome::Pending { code_operation, .. } => {
+            let task = code::read_task(app, viewer, task_id).await?;
+            let (checkpoint, _) =
+                code::checkpoint_of(app.store.db(), viewer, checkpoint_id, task_id).await?;
+            Ok(TaskRewound {
+                task,
+                checkpoint,
+                code_operation: Some(code_operation),
+                conversation_rewound: false,
+            })
+        }
+    }
 }
 
+#[derive(Clone)]
 struct RewindTask {
     task_id: TaskId,
     checkpoint_id: CheckpointId,

@@ -16,6 +16,7 @@ use crate::store::history::{self, NewEvent};
 use crate::store::{contracts, conversations, tasks};
 use crate::time::now;
 
+#[derive(Clone)]
 pub struct CreateTask {
     pub name: String,
     pub plan: Option<String>,
@@ -133,11 +134,12 @@ pub async fn create(
     };
     if let Some(id) = input.daemon_id {
         super::daemons::find(app.store.scope(owner_id), id).await?;
-        if input.repository.is_some() || input.worktree_path.is_some() || source.is_some() {
+        if source.is_some() {
             return Err(AppError::bad_input(
-                "a task assigned to a daemon cannot have a repository, worktreePath or continueFromTaskId yet: code operations on a daemon's worktree are not supported by this server",
+                "a task assigned to a daemon cannot continue another task yet (fork it from a checkpoint instead)",
             ));
         }
+        return create_on_daemon(app, viewer, input, contract).await;
     }
     let named = match (&input.repository, &source) {
         (Some(r), None) => {
@@ -148,8 +150,6 @@ pub async fn create(
     let repository = match (&named, &source) {
         (_, Some(source)) => source.repository.clone(),
         (Some(n), None) => Some(n.path.clone()),
-        // A daemon's task does not work in the server's copy of the contract's repository.
-        (None, None) if input.daemon_id.is_some() => None,
         (None, None) => contract.as_ref().and_then(|c| c.repository.clone()),
     };
     let worktree_path = match (&input.worktree_path, &repository) {
@@ -167,13 +167,48 @@ pub async fn create(
         named,
         repository,
         worktree_path,
+        code_on_daemon: false,
         input,
     };
-    let done = code::run(app, viewer, &change).await?;
+    // Continuing a daemon's task is refused (`fork::continued_worktree`): never queued.
+    let done = code::run(app, viewer, &change).await?.done()?;
+    Ok((done.output, done.code_operation))
+}
+
+/// A task assigned to a daemon: its repository and worktree are paths on that daemon,
+/// which the server records but never touches.
+async fn create_on_daemon(
+    app: &App,
+    viewer: &Viewer,
+    input: CreateTask,
+    contract: Option<contract::Model>,
+) -> AppResult<(task::Model, Option<code_operation::Model>)> {
+    let repository = input
+        .repository
+        .as_deref()
+        .map(|r| paths::on_daemon("repository", r))
+        .transpose()?;
+    let worktree_path = match (&input.worktree_path, &repository) {
+        (Some(w), Some(_)) => Some(paths::on_daemon("worktreePath", w)?),
+        (Some(_), None) => return Err(AppError::bad_input("worktreePath needs a repository")),
+        (None, _) => None,
+    };
+    let change = NewTask {
+        task_id: TaskId::new(),
+        contract,
+        source: None,
+        named: None,
+        code_on_daemon: repository.is_some(),
+        repository,
+        worktree_path,
+        input,
+    };
+    let done = code::run(app, viewer, &change).await?.done()?;
     Ok((done.output, done.code_operation))
 }
 
 /// A task to create, checked and resolved.
+#[derive(Clone)]
 struct NewTask {
     task_id: TaskId,
     contract: Option<contract::Model>,
@@ -183,6 +218,8 @@ struct NewTask {
     named: Option<paths::NamedRepository>,
     repository: Option<String>,
     worktree_path: Option<String>,
+    /// The repository and worktree are paths on the task's daemon.
+    code_on_daemon: bool,
     input: CreateTask,
 }
 
@@ -244,7 +281,7 @@ impl Change for NewTask {
                 repository: self.repository.clone(),
                 worktree_path: match op {
                     Some(_) => Some(
-                        code::worktree_path(app, task_id)
+                        code::worktree_path(app, code::Site::Server, task_id)
                             .to_string_lossy()
                             .into_owned(),
                     ),
@@ -260,6 +297,7 @@ impl Change for NewTask {
                     .or_else(|| source.and_then(|s| s.branch.clone())),
                 continued_from_task_id: source.map(|s| s.id),
                 daemon_id: input.daemon_id,
+                code_on_daemon: self.code_on_daemon,
                 ..tasks::new_row(
                     owner_id,
                     task_id,

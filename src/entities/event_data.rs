@@ -77,6 +77,7 @@ event_data!(
     TaskForked,
     BranchCreated,
     CodeOperationCompleted,
+    CodeOperationQueued,
 );
 
 /// `CONTRACT_CREATED`.
@@ -237,6 +238,15 @@ pub struct CodeOperationCompleted {
     pub status: CodeOperationStatus,
     pub commit_sha: String,
     pub error: Option<String>,
+}
+
+/// `CODE_OPERATION_QUEUED`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodeOperationQueued {
+    pub code_operation_id: CodeOperationId,
+    pub kind: CodeOperationKind,
+    pub daemon_id: DaemonId,
 }
 
 #[cfg(test)]

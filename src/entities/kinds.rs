@@ -125,6 +125,8 @@ stored_enum! {
         BranchCreated => "BRANCH_CREATED",
         /// A code operation ended after its mutation had answered (one that a server stop interrupted before it was recorded is undone at the next start and ends FAILED). data: {codeOperationId, kind, status, commitSha, error}
         CodeOperationCompleted => "CODE_OPERATION_COMPLETED",
+        /// A code operation was handed to the daemon that holds the task's code; what it changes is recorded when the daemon reports it DONE. data: {codeOperationId, kind, daemonId}
+        CodeOperationQueued => "CODE_OPERATION_QUEUED",
     }
 }
 

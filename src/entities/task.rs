@@ -33,6 +33,9 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub completed_at: Option<DateTimeUtc>,
+    /// The task's repository and worktree are on its daemon (`daemon_id`), as paths
+    /// relative to that daemon's workspace root; its code operations run there.
+    pub code_on_daemon: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

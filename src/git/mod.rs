@@ -55,6 +55,7 @@ mod command;
 mod names;
 mod ops;
 mod scratch;
+pub mod steps;
 mod trust;
 
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@ use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter,
-    Select,
+    QueryOrder, QuerySelect, Select,
 };
 
 use super::keyset::{self, Keyset, Paged, Window};
@@ -230,5 +230,24 @@ pub async fn by_id(
         .filter(Column::OwnerId.eq(owner_id))
         .filter(Column::Id.eq(id))
         .one(db)
+        .await?)
+}
+
+/// The task's newest `limit` events of type `event_type`, newest first.
+pub async fn latest_of_task(
+    scope: OwnerScope<'_, impl ConnectionTrait>,
+    task_id: TaskId,
+    event_type: HistoryEventType,
+    limit: u64,
+) -> AppResult<Vec<Model>> {
+    let (db, owner_id) = scope.parts();
+    Ok(Entity::find()
+        .filter(Column::OwnerId.eq(owner_id))
+        .filter(Column::TaskId.eq(task_id))
+        .filter(Column::EventType.eq(event_type))
+        .order_by_desc(Column::TxId)
+        .order_by_desc(Column::Seq)
+        .limit(limit)
+        .all(db)
         .await?)
 }

@@ -47,6 +47,7 @@ pub fn new_row(
         updated_at: at,
         started_at: None,
         completed_at: None,
+        code_on_daemon: false,
     }
 }
 

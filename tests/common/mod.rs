@@ -75,6 +75,11 @@ impl TestApp {
     }
 
     pub async fn with_pool(pool: u32) -> Self {
+        Self::configured(pool, |_| {}).await
+    }
+
+    /// A test app whose domain settings `configure` changes before it serves.
+    pub async fn configured(pool: u32, configure: impl FnOnce(&mut makima::domain::App)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let (url, pg) = match pg_base() {
             Some(base) => {
@@ -89,9 +94,10 @@ impl TestApp {
             ),
         };
         let workspace = dir.path().join("workspace");
-        let app = makima::open(&url, pool, &workspace)
+        let mut app = makima::open(&url, pool, &workspace)
             .await
             .expect("open makima");
+        configure(&mut app);
         let key = keys::create(&app.store, "alice").await.expect("key").key;
         let state = AppState::new(app.clone());
         let router = router(state.clone());

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::super::{App, Viewer};
+use super::Site;
 use crate::entities::ids::{CodeOperationId, TaskId};
 use crate::entities::kinds::{CodeOperationKind, CodeOperationStatus};
 use crate::entities::{code_operation, code_operation_intent};
@@ -36,6 +37,9 @@ pub struct Intent {
     /// The task the recorded operation belongs to (for a new worktree, the new task).
     op_task_id: TaskId,
     step: Step,
+    /// Where git runs: here, or on the daemon that holds the code (then `row`'s paths
+    /// are relative to that daemon's root and nothing runs here).
+    site: Site,
 }
 
 /// A git step that ran but is not recorded yet.
@@ -67,9 +71,9 @@ fn row(
 
 /// Refuses a branch that exists already before anything is announced, so that undoing
 /// an interrupted step never deletes a branch the operation did not create.
-async fn branch_is_new(repo: &Path, branch: &str) -> AppResult<()> {
+async fn branch_is_new(site: Site, repo: &Path, branch: &str) -> AppResult<()> {
     git::check_branch_name(branch)?;
-    if Repo::new(repo).branch_exists(branch).await {
+    if site == Site::Server && Repo::new(repo).branch_exists(branch).await {
         return Err(GitError::BranchExists.into());
     }
     Ok(())
@@ -77,64 +81,75 @@ async fn branch_is_new(repo: &Path, branch: &str) -> AppResult<()> {
 
 impl Intent {
     /// Restoring `dir` (the code of `task_id`) to `commit`, saving what it replaces.
-    pub fn restore(viewer: &Viewer, task_id: TaskId, dir: &Path, commit: &str) -> Self {
+    pub fn restore(viewer: &Viewer, task_id: TaskId, site: Site, dir: &Path, commit: &str) -> Self {
         let mut row = row(viewer, task_id, CodeOperationKind::Restore, dir, commit);
         row.saved_ref = Some(format!("refs/makima/saved/{}", row.id));
         Self {
             row,
             op_task_id: task_id,
             step: Step::Restore,
+            site,
         }
     }
 
-    /// Putting `dir` back to the state a restore saved under `saved`.
+    /// Putting `dir` back to the state a restore saved under `saved`. On a daemon the
+    /// commit is the daemon's to find (it reports it).
     pub async fn unrestore(
         viewer: &Viewer,
         task_id: TaskId,
+        site: Site,
         dir: &Path,
         saved: &str,
     ) -> AppResult<Self> {
-        let head = Repo::new(dir)
-            .commit_of(&format!("{saved}^1"))
-            .await
-            .map_err(|_| AppError::internal("the saved state of the rewind is gone"))?;
-        let mut intent = Self::restore(viewer, task_id, dir, &head);
+        let head = match site {
+            Site::Server => Repo::new(dir)
+                .commit_of(&format!("{saved}^1"))
+                .await
+                .map_err(|_| AppError::internal("the saved state of the rewind is gone"))?,
+            Site::Daemon(_) => String::new(),
+        };
+        let mut intent = Self::restore(viewer, task_id, site, dir, &head);
         intent.step = Step::Unrestore {
             saved: saved.into(),
         };
         Ok(intent)
     }
 
-    /// Creating `branch` at `commit` in `repo`.
+    /// Creating `branch` at `commit` in `repo`. (On a daemon, the daemon refuses a
+    /// branch that exists.)
     pub async fn branch(
         viewer: &Viewer,
         task_id: TaskId,
+        site: Site,
         repo: &Path,
         branch: &str,
         commit: &str,
     ) -> AppResult<Self> {
-        branch_is_new(repo, branch).await?;
+        branch_is_new(site, repo, branch).await?;
         let mut row = row(viewer, task_id, CodeOperationKind::Branch, repo, commit);
         row.branch = Some(branch.into());
         Ok(Self {
             row,
             op_task_id: task_id,
             step: Step::Branch,
+            site,
         })
     }
 
     /// Adding the linked worktree of the new task `new_task_id` at `path`, on a new
     /// `branch` at `commit` of `repo`; `source_task_id` is the existing task it comes from.
+    #[allow(clippy::too_many_arguments)]
     pub async fn worktree(
         viewer: &Viewer,
         source_task_id: TaskId,
         new_task_id: TaskId,
+        site: Site,
         repo: &Path,
         path: &Path,
         branch: &str,
         commit: &str,
     ) -> AppResult<Self> {
-        branch_is_new(repo, branch).await?;
+        branch_is_new(site, repo, branch).await?;
         let mut row = row(
             viewer,
             source_task_id,
@@ -148,6 +163,7 @@ impl Intent {
             row,
             op_task_id: new_task_id,
             step: Step::Worktree,
+            site,
         })
     }
 
@@ -157,6 +173,7 @@ impl Intent {
             op_task_id: row.task_id,
             row,
             step: Step::Recovered,
+            site: Site::Server,
         }
     }
 
@@ -171,6 +188,20 @@ impl Intent {
 
     pub fn row(&self) -> &code_operation_intent::Model {
         &self.row
+    }
+
+    /// Where git runs.
+    pub fn site(&self) -> Site {
+        self.site
+    }
+
+    pub fn kind(&self) -> CodeOperationKind {
+        self.row.kind
+    }
+
+    /// The task the recorded operation belongs to (for a new worktree, the new task).
+    pub fn op_task_id(&self) -> TaskId {
+        self.op_task_id
     }
 
     fn dir(&self) -> PathBuf {
@@ -209,6 +240,11 @@ impl Intent {
         error: Option<String>,
     ) -> code_operation::Model {
         let at = now();
+        let daemon_id = match self.site {
+            Site::Server => None,
+            Site::Daemon(d) => Some(d),
+        };
+        let remote = |v: Option<String>| v.filter(|_| daemon_id.is_some());
         code_operation::Model {
             id: self.row.id,
             owner_id: self.row.owner_id,
@@ -221,6 +257,30 @@ impl Intent {
             error,
             created_at: at,
             updated_at: at,
+            daemon_id,
+            directory: remote(Some(self.row.dir.clone())),
+            worktree_path: remote(self.row.worktree_path.clone()),
+            restore_from: remote(match &self.step {
+                Step::Unrestore { saved } => Some(saved.clone()),
+                _ => None,
+            }),
+            deadline: None,
+            reported_status: None,
+            reported_commit: None,
+            reported_error: None,
+        }
+    }
+
+    /// The row of the operation handed to its daemon, to be finished by `deadline`.
+    pub(super) fn queued(&self, deadline: chrono::DateTime<chrono::Utc>) -> code_operation::Model {
+        code_operation::Model {
+            deadline: Some(deadline),
+            ..self.operation(
+                CodeOperationStatus::Queued,
+                self.row.commit_sha.clone(),
+                self.row.branch.clone(),
+                None,
+            )
         }
     }
 

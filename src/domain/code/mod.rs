@@ -4,6 +4,7 @@
 
 mod intent;
 mod reconcile;
+mod remote;
 mod runner;
 
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use sea_orm::ConnectionTrait;
 
 use super::{App, Viewer};
-use crate::entities::ids::{CheckpointId, TaskId};
+use crate::entities::ids::{CheckpointId, DaemonId, TaskId};
 use crate::entities::{checkpoint, conversation_snapshot, task};
 use crate::error::{AppError, AppResult};
 use crate::store::checkpoints;
@@ -19,7 +20,25 @@ use crate::store::conversations::View;
 
 pub use intent::Intent;
 pub use reconcile::reconcile;
+pub use remote::{DEFAULT_TIMEOUT, DEFAULT_WAIT, Outcome, Report, expire, report};
 pub use runner::{Change, Done, Event, Recorded, run};
+
+/// Where a task's code is, and so where its code operations run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Site {
+    /// Under the server's workspace root.
+    Server,
+    /// On this daemon, under its own workspace root.
+    Daemon(DaemonId),
+}
+
+/// Where `task`'s code is.
+pub fn site(task: &task::Model) -> Site {
+    match (task.code_on_daemon, task.daemon_id) {
+        (true, Some(d)) => Site::Daemon(d),
+        _ => Site::Server,
+    }
+}
 
 /// Where a task's code lives: its worktree, else its repository.
 pub fn code_dir(task: &task::Model) -> Option<PathBuf> {
@@ -29,10 +48,14 @@ pub fn code_dir(task: &task::Model) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// Where the server puts the linked worktree of a task it creates.
-pub fn worktree_path(app: &App, task_id: TaskId) -> PathBuf {
-    app.workspace_root
-        .join(".makima")
+/// Where the linked worktree of a new task goes: under the server's workspace root, or
+/// (relative) under the daemon's.
+pub fn worktree_path(app: &App, site: Site, task_id: TaskId) -> PathBuf {
+    let root = match site {
+        Site::Server => app.workspace_root.clone(),
+        Site::Daemon(_) => PathBuf::new(),
+    };
+    root.join(".makima")
         .join("worktrees")
         .join(task_id.to_string())
 }
@@ -41,7 +64,7 @@ pub fn worktree_path(app: &App, task_id: TaskId) -> PathBuf {
 /// `commit`; `None` for a task with no code, which gets no operation rather than a
 /// pretend one.
 pub fn restore_intent(viewer: &Viewer, task: &task::Model, commit: &str) -> Option<Intent> {
-    code_dir(task).map(|dir| Intent::restore(viewer, task.id, &dir, commit))
+    code_dir(task).map(|dir| Intent::restore(viewer, task.id, site(task), &dir, commit))
 }
 
 /// The task as it stands before an operation is announced (its contract not archived).

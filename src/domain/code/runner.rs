@@ -16,7 +16,9 @@
 use sea_orm::DatabaseTransaction;
 
 use super::super::{App, Viewer};
+use super::Site;
 use super::intent::{Intent, Ran};
+use super::remote::{self, Outcome};
 use crate::entities::event_data::EventData;
 use crate::entities::ids::{ContractId, TaskId};
 use crate::entities::{code_operation, contract, history_event, task};
@@ -98,13 +100,22 @@ pub struct Done<T> {
 
 const RESTARTED: &str = "the operation was interrupted by a server restart; try again";
 
-/// Runs `change` through the protocol above.
-pub async fn run<C: Change>(app: &App, viewer: &Viewer, change: &C) -> AppResult<Done<C::Output>> {
+/// Runs `change` through the protocol above; a git step on a daemon's worktree is
+/// queued for that daemon instead (`remote`).
+pub async fn run<C>(app: &App, viewer: &Viewer, change: &C) -> AppResult<Outcome<C::Output>>
+where
+    C: Change + Clone + Send + 'static,
+    C::Plan: 'static,
+    C::Output: 'static,
+{
     let _guard = match change.task_id() {
         Some(id) => Some(app.locks.task(id).await),
         None => None,
     };
     let (plan, intent) = change.plan(app, viewer).await?;
+    if let Some(intent) = intent.as_ref().filter(|i| i.site() != Site::Server) {
+        return remote::run(app, viewer, change, plan, intent.clone()).await;
+    }
     let step = Step::announce(app, intent).await?;
     let checked = step.check(viewer, change).await;
     let (txn, ran) = step.run(app, checked).await?;
@@ -130,11 +141,11 @@ pub async fn run<C: Change>(app: &App, viewer: &Viewer, change: &C) -> AppResult
     }
     .await;
     let (event, output, code_operation) = settle(app, txn, ran, recorded).await?;
-    Ok(Done {
+    Ok(Outcome::Done(Done {
         output,
         code_operation,
         event,
-    })
+    }))
 }
 
 /// Records the operation in `txn` and deletes its intent there, so both change together.

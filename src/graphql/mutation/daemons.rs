@@ -1,6 +1,9 @@
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 
+use crate::domain::code::{self, Report};
 use crate::domain::daemons::{self, Heartbeat};
+use crate::entities::kinds::CodeOperationStatus;
+use crate::graphql::types::code_operation::CodeOperation;
 use crate::graphql::types::daemon::Daemon;
 use crate::graphql::types::task::Task;
 use crate::graphql::{app, parse_id, viewer};
@@ -33,6 +36,28 @@ pub struct ClaimTaskInput {
 pub struct ClaimTaskPayload {
     /// The task, now RUNNING on the claiming daemon.
     pub task: Task,
+}
+
+/// A daemon's report on one of its code operations.
+#[derive(InputObject)]
+pub struct CompleteCodeOperationInput {
+    /// A QUEUED operation on this daemon's worktree (from `daemonWork.codeOperations`).
+    pub code_operation_id: ID,
+    /// DONE (the git step happened) or FAILED (it did not; nothing changed).
+    pub status: CodeOperationStatus,
+    /// DONE: the commit the worktree (for BRANCH, the new branch) is at now.
+    pub commit_sha: Option<String>,
+    /// FAILED: what went wrong (at most 64 KiB).
+    pub error: Option<String>,
+}
+
+/// The operation after the report.
+#[derive(SimpleObject)]
+pub struct CompleteCodeOperationPayload {
+    /// The operation: still QUEUED until the server has applied the report, then DONE
+    /// or FAILED (FAILED after a DONE report means the server refused it: put the
+    /// worktree back).
+    pub code_operation: CodeOperation,
 }
 
 #[derive(Default)]
@@ -71,5 +96,26 @@ impl DaemonMutation {
         let task_id = parse_id(&input.task_id, "task")?;
         let task = daemons::claim(app(ctx), viewer(ctx)?, task_id).await?;
         Ok(ClaimTaskPayload { task: Task(task) })
+    }
+
+    /// Reports how one of the daemon's code operations went. The server applies the
+    /// report (for a rewind, the conversation moves in the same transaction that
+    /// records DONE); the same report again changes nothing; a different report for an
+    /// operation already reported or finished is CONFLICT.
+    async fn complete_code_operation(
+        &self,
+        ctx: &Context<'_>,
+        input: CompleteCodeOperationInput,
+    ) -> Result<CompleteCodeOperationPayload> {
+        let report = Report {
+            id: parse_id(&input.code_operation_id, "code operation")?,
+            status: input.status,
+            commit_sha: input.commit_sha,
+            error: input.error,
+        };
+        let op = code::report(app(ctx), viewer(ctx)?, report).await?;
+        Ok(CompleteCodeOperationPayload {
+            code_operation: CodeOperation(op),
+        })
     }
 }

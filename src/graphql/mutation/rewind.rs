@@ -1,3 +1,4 @@
+use crate::entities::kinds::CodeOperationStatus;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 
 use crate::domain::rewind::{self, Rewind};
@@ -36,10 +37,17 @@ pub struct RewindConversationPayload {
     /// Messages in the conversation now.
     pub new_message_count: i32,
     /// True only when code was actually restored (or the restore was accepted by the daemon that owns the worktree).
+    ///
+    /// On a daemon: true once the daemon reported the restore DONE within the
+    /// mutation's wait; while the operation is QUEUED it is false, nothing is rewound
+    /// yet (messagesRemoved 0), and the rewind is recorded when the daemon reports DONE.
     pub code_rewound: bool,
-    /// The code restore, when one ran.
+    /// The code restore, when one ran (QUEUED or FAILED on a daemon: follow it with
+    /// `codeOperation(id:)` or the timeline's CODE_OPERATION_COMPLETED).
     pub code_operation: Option<CodeOperation>,
-    /// The timeline event that records this rewind; restoreConversation takes it to undo.
+    /// The timeline event that records this rewind; restoreConversation takes it to
+    /// undo. While the operation is QUEUED on a daemon: its CODE_OPERATION_QUEUED event
+    /// (the CONVERSATION_REWOUND event comes with DONE).
     pub event: HistoryEvent,
 }
 
@@ -114,7 +122,10 @@ impl RewindMutation {
             task_id: Some(to_id(done.task_id)),
             messages_removed: done.messages_removed,
             new_message_count: done.new_message_count,
-            code_rewound: done.code_operation.is_some(),
+            code_rewound: done
+                .code_operation
+                .as_ref()
+                .is_some_and(|o| o.status == CodeOperationStatus::Done),
             code_operation: done.code_operation.map(CodeOperation),
             event: HistoryEvent(done.event),
         })

@@ -31,8 +31,10 @@ pub struct CreateTaskInput {
     pub continue_from_task_id: Option<ID>,
     /// The daemon that is to run the task (it claims the task through `daemonWork` and
     /// `claimTask`); without one, any daemon of the owner may claim it. Another owner's
-    /// or an unknown daemon is NOT_FOUND. Not yet with a repository, worktreePath or
-    /// continueFromTaskId (BAD_USER_INPUT).
+    /// or an unknown daemon is NOT_FOUND. With a daemon, `repository` and `worktreePath`
+    /// are paths on that daemon, relative to its workspace root (the server never
+    /// touches them), and the task's code operations run there; continueFromTaskId is
+    /// not supported with it yet (BAD_USER_INPUT).
     pub daemon_id: Option<ID>,
 }
 

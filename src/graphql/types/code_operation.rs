@@ -1,4 +1,9 @@
-use async_graphql::{ID, Object};
+use async_graphql::{Context, ID, Object, Result};
+use chrono::{DateTime, Utc};
+
+use super::daemon::Daemon;
+use super::task::Task;
+use crate::graphql::loaders;
 
 use crate::entities::code_operation;
 use crate::entities::kinds::{CodeOperationKind, CodeOperationStatus};
@@ -37,5 +42,44 @@ impl CodeOperation {
     /// What went wrong, for a FAILED operation.
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
+    }
+    /// The task whose code it changes (for WORKTREE, the new task).
+    async fn task(&self, ctx: &Context<'_>) -> Result<Option<Task>> {
+        Ok(loaders(ctx).tasks.load_one(self.0.task_id).await?.map(Task))
+    }
+    /// The daemon that runs it; null for an operation the server ran itself.
+    async fn daemon(&self, ctx: &Context<'_>) -> Result<Option<Daemon>> {
+        let Some(id) = self.0.daemon_id else {
+            return Ok(None);
+        };
+        Ok(loaders(ctx).daemons.load_one(id).await?.map(Daemon))
+    }
+    /// On a daemon: the directory it runs in (the task's worktree, else its
+    /// repository; for BRANCH and WORKTREE the repository), relative to the daemon's
+    /// workspace root.
+    async fn directory(&self) -> Option<&str> {
+        self.0.directory.as_deref()
+    }
+    /// On a daemon, for WORKTREE: the new linked worktree to add, relative to the
+    /// daemon's workspace root.
+    async fn worktree_path(&self) -> Option<&str> {
+        self.0.worktree_path.as_deref()
+    }
+    /// On a daemon, for a RESTORE that undoes an earlier one: the ref whose saved state
+    /// to put back (then `commitSha` is empty until the daemon reports).
+    async fn restore_from(&self) -> Option<&str> {
+        self.0.restore_from.as_deref()
+    }
+    /// On a daemon: when a QUEUED operation becomes FAILED if not finished.
+    async fn deadline(&self) -> Option<DateTime<Utc>> {
+        self.0.deadline
+    }
+    /// When the operation was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the operation last changed (queued, reported, finished).
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
     }
 }

@@ -1,5 +1,6 @@
 use async_graphql::{Context, Object, Result};
 
+use super::code_operation::CodeOperation;
 use super::task::Task;
 use crate::domain::daemons;
 use crate::error::AppError;
@@ -7,6 +8,13 @@ use crate::graphql::{app, viewer};
 
 /// The work a daemon may take (see `docs/daemons.md`).
 pub struct DaemonWork;
+
+fn page_limit(limit: i32) -> Result<u64, AppError> {
+    u64::try_from(limit)
+        .ok()
+        .filter(|n| (1..=100).contains(n))
+        .ok_or_else(|| AppError::bad_input("limit must be between 1 and 100"))
+}
 
 /// The work a daemon may take (see `docs/daemons.md`).
 #[Object]
@@ -19,11 +27,21 @@ impl DaemonWork {
         ctx: &Context<'_>,
         #[graphql(default = 20)] limit: i32,
     ) -> Result<Vec<Task>> {
-        let limit = u64::try_from(limit)
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| AppError::bad_input("limit must be between 1 and 100"))?;
+        let limit = page_limit(limit)?;
         let tasks = daemons::work(app(ctx), viewer(ctx)?, limit).await?;
         Ok(tasks.into_iter().map(Task).collect())
+    }
+
+    /// Code operations on the daemon's worktrees it has not reported yet (QUEUED),
+    /// oldest first, at most `limit` (1 to 100, default 20): run each and report it with
+    /// `completeCodeOperation`.
+    async fn code_operations(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] limit: i32,
+    ) -> Result<Vec<CodeOperation>> {
+        let limit = page_limit(limit)?;
+        let ops = daemons::queued_operations(app(ctx), viewer(ctx)?, limit).await?;
+        Ok(ops.into_iter().map(CodeOperation).collect())
     }
 }
