@@ -5,6 +5,7 @@ mod common;
 mod gitfix;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use common::TestApp;
 use gitfix::TestRepo;
@@ -51,7 +52,8 @@ async fn fields(t: &TestApp, mutation: &str, input: Value) -> Value {
 
 #[tokio::test]
 async fn every_event_type_records_exactly_its_documented_keys() {
-    let t = TestApp::new().await;
+    // Code operations handed to a daemon answer QUEUED at once.
+    let t = TestApp::configured(8, |app| app.code_operation_wait = Duration::ZERO).await;
     let repo = TestRepo::new(&t.app.workspace_root, "repo");
     let (contract, supervisor) = t.contract_with_phases("c", &["plan", "build"]).await;
     let task = t.task_in_repo(&repo.path(), None).await;
@@ -126,6 +128,7 @@ async fn every_event_type_records_exactly_its_documented_keys() {
     )
     .await;
     interrupted_operation(&t, &task, &repo, &a).await;
+    queued_operation(&t).await;
 
     let documented = documented_keys();
     let mut seen = BTreeSet::new();
@@ -148,6 +151,38 @@ async fn every_event_type_records_exactly_its_documented_keys() {
     }
     let all: BTreeSet<String> = documented.keys().cloned().collect();
     assert_eq!(seen, all, "one event of every type was recorded");
+}
+
+/// A rewind with code of a task whose code is on a daemon, which records
+/// `CODE_OPERATION_QUEUED` (the daemon never answers here).
+async fn queued_operation(t: &TestApp) {
+    makima::domain::keys::create_for_daemon(&t.app.store, "alice", "d1")
+        .await
+        .unwrap();
+    let daemon = t.ok("{ daemons { nodes { id } } }", json!({})).await["daemons"]["nodes"][0]["id"]
+        .clone();
+    let task = fields(
+        t,
+        "mutation($i: CreateTaskInput!) { createTask(input: $i) { task { id } } }",
+        json!({ "name": "remote", "daemonId": daemon, "repository": "repo" }),
+    )
+    .await["createTask"]["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.say(&task, &["one", "two"]).await;
+    t.checkpoint(&task, &"a".repeat(40)).await;
+    t.say(&task, &["three"]).await;
+    let queued = fields(
+        t,
+        "mutation($i: RewindConversationInput!) { rewindConversation(input: $i) { codeOperation { status } } }",
+        json!({ "taskId": task, "byMessageCount": 1, "rewindCode": true }),
+    )
+    .await;
+    assert_eq!(
+        queued["rewindConversation"]["codeOperation"]["status"],
+        "QUEUED"
+    );
 }
 
 /// A code operation a stopped server left announced, recovered as FAILED, which

@@ -283,6 +283,10 @@ async fn mark_pending(
     task.status = TaskStatus::Pending;
     task.completed_at = None;
     task.updated_at = at;
+    // Queued again for any daemon of the owner, unless its code lives on one.
+    if !task.code_on_daemon {
+        task.daemon_id = None;
+    }
     tasks::update(txn, task).await
 }
 

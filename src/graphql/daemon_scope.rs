@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn only_the_daemons_own_root_fields_pass() {
-        assert_eq!(refused_in("{ daemonWork { id } }"), None);
+        assert_eq!(refused_in("{ daemonWork { tasks { id } } }"), None);
         assert_eq!(
             refused_in("mutation { claimTask(input: {taskId: \"x\"}) { task { id } } }"),
             None

@@ -34,7 +34,8 @@ pub struct ResumedFrom {
 pub struct ResumeSupervisorPayload {
     /// The supervisor's task, now PENDING.
     pub supervisor_task: Task,
-    /// The daemon that last ran the supervisor.
+    /// The daemon the resumed supervisor is assigned to: null, so that any daemon of the
+    /// owner may claim it, unless its code lives on a daemon (then that one).
     pub daemon_id: Option<ID>,
     /// Where the supervisor stood before the resume.
     pub resumed_from: ResumedFrom,
