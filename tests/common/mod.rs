@@ -659,3 +659,43 @@ impl TestApp {
         self.ok(&query, v).await;
     }
 }
+
+// ---------------------------------------------------------------------------
+// Daemons (tests/daemons.rs).
+// ---------------------------------------------------------------------------
+
+impl TestApp {
+    /// A new daemon key of `owner`'s daemon named `daemon` (both created if needed);
+    /// returns the key and the daemon's id.
+    pub async fn daemon_key(&self, owner: &str, daemon: &str) -> (String, String) {
+        let new = keys::create_for_daemon(&self.app.store, owner, daemon)
+            .await
+            .expect("daemon key");
+        let id = new.viewer.daemon.expect("a daemon key acts as a daemon");
+        (new.key, id.to_string())
+    }
+
+    /// Claims `task` with a daemon key (must succeed); returns the task.
+    pub async fn claim(&self, key: &str, task: &str) -> Value {
+        let data = self
+            .ok_as(
+                key,
+                "mutation($t: ID!) { claimTask(input: {taskId: $t}) { task { id status daemonId } } }",
+                json!({ "t": task }),
+            )
+            .await;
+        data["claimTask"]["task"].clone()
+    }
+
+    /// The ids of what a daemon key's `daemonWork` lists, oldest first.
+    pub async fn daemon_work(&self, key: &str) -> Vec<String> {
+        let data = self
+            .ok_as(
+                key,
+                "{ daemonWork { tasks(limit: 100) { id } } }",
+                json!({}),
+            )
+            .await;
+        ids(&data["daemonWork"]["tasks"])
+    }
+}
