@@ -407,10 +407,13 @@ async fn a_task_assigned_to_a_daemon_is_that_daemons_work() {
     for unknown in [uuid::Uuid::now_v7().to_string(), bobs] {
         t.fails("NOT_FOUND", create, json!({ "d": unknown })).await;
     }
-    // Not yet with a repository, a worktree path or a continued task.
-    t.git_repo("repo");
+    // Paths on a daemon are relative and stay inside its root; a worktree path needs a
+    // repository; continuing another task is not supported on a daemon yet.
     for extra in [
-        json!({ "r": "repo" }),
+        json!({ "r": "/etc" }),
+        json!({ "r": "../outside" }),
+        json!({ "r": "repo", "w": "../wt" }),
+        json!({ "r": ".makima/worktrees/x" }),
         json!({ "w": "wt" }),
         json!({ "c": free }),
     ] {

@@ -159,8 +159,8 @@ async fn queued_operation(t: &TestApp) {
     makima::domain::keys::create_for_daemon(&t.app.store, "alice", "d1")
         .await
         .unwrap();
-    let daemon = t.ok("{ daemons { nodes { id } } }", json!({})).await["daemons"]["nodes"][0]["id"]
-        .clone();
+    let daemon =
+        t.ok("{ daemons { nodes { id } } }", json!({})).await["daemons"]["nodes"][0]["id"].clone();
     let task = fields(
         t,
         "mutation($i: CreateTaskInput!) { createTask(input: $i) { task { id } } }",

@@ -139,6 +139,7 @@ impl Change for ForkTask {
                 .collect()
         });
         let checkpoint_id = start.checkpoint.as_ref().map(|c| c.id);
+        let done = op.filter(|o| o.status == CodeOperationStatus::Done);
         let fork = tasks::insert(
             txn,
             task::Model {
@@ -146,15 +147,13 @@ impl Change for ForkTask {
                 parent_task_id: source.parent_task_id,
                 plan: source.plan.clone(),
                 repository: source.repository.clone(),
-                // A daemon's new worktree exists once the daemon reports it DONE.
-                worktree_path: op
-                    .filter(|o| o.status == CodeOperationStatus::Done)
-                    .map(|_| {
-                        code::worktree_path(app, code::site(&source), fork_id)
-                            .to_string_lossy()
-                            .into_owned()
-                    }),
-                branch: op.and_then(|o| o.branch.clone()),
+                // A daemon's new worktree and branch exist once it reports them DONE.
+                worktree_path: done.map(|_| {
+                    code::worktree_path(app, code::site(&source), fork_id)
+                        .to_string_lossy()
+                        .into_owned()
+                }),
+                branch: done.and_then(|o| o.branch.clone()),
                 daemon_id: source.daemon_id.filter(|_| source.code_on_daemon),
                 code_on_daemon: source.code_on_daemon,
                 base_branch: source.branch.clone(),

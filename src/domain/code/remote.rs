@@ -380,7 +380,7 @@ async fn fail(
     Ok((op, event))
 }
 
-/// The new task of a WORKTREE operation gets its worktree.
+/// The new task of a WORKTREE operation gets its worktree and branch.
 async fn set_worktree(
     txn: &DatabaseTransaction,
     viewer: &Viewer,
@@ -390,6 +390,7 @@ async fn set_worktree(
         .await?
         .ok_or_else(|| AppError::internal("the new task of a worktree is gone"))?;
     task.worktree_path = op.worktree_path.clone();
+    task.branch = op.branch.clone();
     task.updated_at = now();
     tasks::update(txn, task).await?;
     Ok(())
