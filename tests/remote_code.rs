@@ -495,3 +495,66 @@ async fn a_hostile_repository_on_the_daemon_is_refused() {
     };
     assert!(outside.run(&root).await.is_err());
 }
+
+async fn post_to(router: &axum::Router, key: &str, query: &str, vars: Value) -> Value {
+    use axum::body::{Body, to_bytes};
+    use tower::ServiceExt;
+    let req = axum::http::Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::from(
+            json!({ "query": query, "variables": vars }).to_string(),
+        ))
+        .unwrap();
+    let res = router.clone().oneshot(req).await.unwrap();
+    let body = to_bytes(res.into_body(), usize::MAX).await.unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(v.get("errors").is_none(), "{v}");
+    v["data"].clone()
+}
+
+/// Two server processes on one database: the daemon is connected to the second, the
+/// rewind is asked of the first; the operation reaches the daemon and its report
+/// reaches the first, which answers DONE within its wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_on_another_server_gets_and_finishes_the_operation() {
+    let t = TestApp::new().await;
+    let (daemon, task, first, _) = task_on_daemon(&t).await;
+    let other_root = tempfile::tempdir().unwrap();
+    let other = makima::open(&t.url, 4, other_root.path()).await.unwrap();
+    let other = makima::server::AppState::new(other);
+    let other_router = makima::server::router(other.clone());
+    let other_server = common::ws::TestServer::start(other).await;
+    let mut bell = WsClient::open(other_server.addr, Proto::TransportWs, &daemon.key).await;
+    bell.subscribe("w", SIGNALS, json!({})).await;
+    other_server.subscribers_at_least(1).await;
+
+    let serve_one = async {
+        loop {
+            bell.next_data("w").await;
+            let ops = post_to(&other_router, &daemon.key, OPS, json!({})).await["daemonWork"]
+                ["codeOperations"]
+                .as_array()
+                .unwrap()
+                .clone();
+            for op in &ops {
+                let commit = step_of(op).run(&daemon.root()).await.unwrap();
+                post_to(
+                    &other_router,
+                    &daemon.key,
+                    COMPLETE,
+                    json!({ "id": op["id"], "s": "DONE", "c": commit }),
+                )
+                .await;
+            }
+            if !ops.is_empty() {
+                break;
+            }
+        }
+    };
+    let (data, ()) = tokio::join!(t.ok(REWIND, json!({ "t": task, "i": 1 })), serve_one);
+    let r = &data["rewindConversation"];
+    assert_eq!(r["codeRewound"], true, "{r}");
+    assert_eq!(r["codeOperation"]["commitSha"], first.as_str());
+    assert_eq!(message_count(&t, &task).await, 2);
+}

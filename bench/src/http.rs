@@ -30,13 +30,13 @@ pub struct Request(Vec<u8>);
 
 impl Endpoint {
     /// `POST /graphql` with a JSON body `{query, operationName, variables}`.
+    /// An empty `operation` names none (a document with one anonymous operation).
     pub fn graphql(&self, operation: &str, query: &str, variables: serde_json::Value) -> Request {
-        let body = serde_json::json!({
-            "query": query,
-            "operationName": operation,
-            "variables": variables,
-        })
-        .to_string();
+        let mut body = serde_json::json!({ "query": query, "variables": variables });
+        if !operation.is_empty() {
+            body["operationName"] = operation.into();
+        }
+        let body = body.to_string();
         let head = format!(
             "POST /graphql HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
              Content-Type: application/json\r\nAccept: application/graphql-response+json\r\n\

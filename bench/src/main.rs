@@ -8,7 +8,8 @@
 //!
 //! Modes: `seed` (create and fill a database, report the time and size), `read`,
 //! `ingest`, `all` (seed, then read, then ingest), `history` (fork, rewind and
-//! restore costs in process). The bench creates its own database
+//! restore costs in process), `daemons` (dispatch, remote rewind and claims over
+//! loopback; no seed). The bench creates its own database
 //! and drops it at the end unless `--keep`; `--existing URL` reruns `read` or `ingest`
 //! on a database an earlier `--keep` run left, without seeding again.
 //!
@@ -18,6 +19,7 @@
 //! bench's own database).
 
 mod cpu;
+mod daemons;
 mod db;
 mod error;
 mod history;
@@ -52,6 +54,9 @@ enum Mode {
     All,
     /// Fork, rewind and restore costs through the domain handlers (no seed, no server).
     History,
+    /// Daemons over loopback: dispatch latency, remote rewind round trip, claim storm
+    /// (no seed).
+    Daemons,
 }
 
 #[derive(Parser, Debug)]
@@ -115,6 +120,19 @@ struct Cli {
     /// task_events_start, task_events_middle, task_events_end); default all.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
+
+    /// Tasks dispatched one at a time to a daemon (`daemons`).
+    #[arg(long, default_value_t = 200)]
+    dispatches: usize,
+    /// Remote rewinds with code, one at a time (`daemons`).
+    #[arg(long, default_value_t = 100)]
+    rewinds: usize,
+    /// Daemons in the claim storm (`daemons`).
+    #[arg(long, default_value_t = 100)]
+    daemons: usize,
+    /// Tasks in the claim storm (`daemons`).
+    #[arg(long, default_value_t = 1_000)]
+    storm_tasks: usize,
 }
 
 #[tokio::main]
@@ -155,7 +173,7 @@ async fn measure(cli: &Cli, db: &BenchDb, scratch: &Scratch, report: &mut Report
         let app = makima::open(&db.url, 8, &scratch.path().join("history-workspace")).await?;
         return history::run(&app, report).await;
     }
-    if cli.existing.is_none() {
+    if cli.existing.is_none() && cli.mode != Mode::Daemons {
         let plan = seed::Plan {
             contracts: cli.contracts,
             tasks: cli.tasks,
@@ -197,6 +215,15 @@ async fn measure(cli: &Cli, db: &BenchDb, scratch: &Scratch, report: &mut Report
     report.metric("server.idle_rss_mib", Memory::mib(idle.rss_kib), "MiB");
 
     let outcome = async {
+        if cli.mode == Mode::Daemons {
+            let config = daemons::DaemonConfig {
+                dispatches: cli.dispatches,
+                rewinds: cli.rewinds,
+                daemons: cli.daemons,
+                storm_tasks: cli.storm_tasks,
+            };
+            daemons::run(&ep, &db.url, scratch.path(), &config, report).await?;
+        }
         if matches!(cli.mode, Mode::Read | Mode::All) {
             let config = read::ReadConfig {
                 clients: cli.read_clients,
