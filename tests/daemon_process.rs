@@ -107,10 +107,10 @@ async fn a_killed_daemon_restarts_without_duplicating_output() {
     };
     let root = tempfile::tempdir().unwrap();
     // Prints three lines, then waits (at most a minute) until the test creates the
-    // task's release file, then prints one more.
+    // task's release file, then leaves a file of its own and prints one more.
     let command = "echo one; echo two; echo three; i=0; \
         while [ ! -e \"$MAKIMA_TASK_ID.release\" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
-        echo after";
+        touch \"$MAKIMA_TASK_ID.ended-$$\"; echo after";
     let key = daemon_key(&app.url, "alice", "d3").await;
     let mut daemon = Daemon::start(server.addr, &key, root.path(), Some(command), "d3");
     let id = owner.online("d3").await;
@@ -144,6 +144,22 @@ async fn a_killed_daemon_restarts_without_duplicating_output() {
         owner.output(&task).await,
         ["one", "two", "three", "one", "two", "three", "after"]
     );
+    // Both runs' shells ended (the first run's, orphaned by the SIGKILL, too).
+    let ended = format!("{task}.ended-");
+    eventually("both runs' shells ended", || async {
+        let n = std::fs::read_dir(root.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&ended)
+            })
+            .count();
+        (n == 2).then_some(())
+    })
+    .await;
     assert!(daemon.terminate().await);
     assert!(server.terminate().await);
 }
@@ -217,4 +233,36 @@ async fn the_doorbell_reconnects_after_a_server_restart() {
     .await;
     assert!(daemon.terminate().await);
     assert!(terminate(&mut second).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_kills_the_commands_and_interrupts_their_tasks() {
+    let app = TestApp::new().await;
+    let mut server = Spawned::start(&app.url, &app.dir.path().join("server")).await;
+    let owner = Owner {
+        server: &server,
+        key: &app.key,
+    };
+    let root = tempfile::tempdir().unwrap();
+    let key = daemon_key(&app.url, "alice", "d5").await;
+    // The command would outlive the test's patience by far; only the daemon ends it.
+    let mut daemon = Daemon::start(
+        server.addr,
+        &key,
+        root.path(),
+        Some("echo started; sleep 300; echo never"),
+        "d5",
+    );
+    let id = owner.online("d5").await;
+    let task = owner.create_task("long", &id).await;
+    eventually("the command started", || async {
+        (owner.output(&task).await == ["started"]).then_some(())
+    })
+    .await;
+    assert!(daemon.terminate().await, "the daemon exits 0 on SIGTERM");
+    assert_eq!(owner.status(&task).await, "INTERRUPTED");
+    let events = owner.events(&task).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1].0, "ERROR");
+    assert!(server.terminate().await);
 }
