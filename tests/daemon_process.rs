@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::TestApp;
-use common::daemon::{Daemon, Owner, daemon_key, eventually};
+use common::daemon::{Daemon, Owner, daemon_key, eventually, running_in_group};
 use common::process::Spawned;
 use serde_json::json;
 
@@ -250,7 +250,7 @@ async fn sigterm_kills_the_commands_and_interrupts_their_tasks() {
         server.addr,
         &key,
         root.path(),
-        Some("echo started; sleep 300; echo never"),
+        Some("echo $$ > pgid; echo started; sleep 300; echo never"),
         "d5",
     );
     let id = owner.online("d5").await;
@@ -259,10 +259,18 @@ async fn sigterm_kills_the_commands_and_interrupts_their_tasks() {
         (owner.output(&task).await == ["started"]).then_some(())
     })
     .await;
+    let pgid = std::fs::read_to_string(root.path().join("pgid")).unwrap();
+    let pgid: u32 = pgid.trim().parse().unwrap();
+    assert!(running_in_group(pgid) >= 1, "the command runs");
     assert!(daemon.terminate().await, "the daemon exits 0 on SIGTERM");
     assert_eq!(owner.status(&task).await, "INTERRUPTED");
     let events = owner.events(&task).await;
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[1].0, "ERROR");
+    // The command ran in a process group of its own (the shell's pid), now empty.
+    eventually("the command's process group gone", || async {
+        (running_in_group(pgid) == 0).then_some(())
+    })
+    .await;
     assert!(server.terminate().await);
 }
