@@ -134,6 +134,49 @@ pub enum Command {
     ExportSchema,
     /// Load a small, realistic example and print the API key that owns it.
     Demo(ServeArgs),
+    /// Run the reference daemon: heartbeat, wait for work and (with --exec) run tasks.
+    Daemon(DaemonArgs),
+}
+
+/// `makima daemon` (see docs/daemons.md).
+#[derive(Args, Debug, Clone)]
+pub struct DaemonArgs {
+    /// The server: http://HOST:PORT (plain HTTP; no TLS).
+    #[arg(long, env = "MAKIMA_URL")]
+    pub url: String,
+    /// A daemon key (`makima api-key create --owner O --daemon D`).
+    #[arg(long, env = "MAKIMA_API_KEY", hide_env_values = true)]
+    pub api_key: String,
+    /// The directory the commands run in (created if missing).
+    #[arg(long, env = "MAKIMA_WORKSPACE_ROOT")]
+    pub workspace_root: PathBuf,
+    /// Claim tasks and run each as `sh -c COMMAND`; without it the daemon claims
+    /// nothing and only heartbeats.
+    #[arg(long)]
+    pub exec: Option<String>,
+    /// Seconds between heartbeats (keep it well below the server's --daemon-timeout).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub heartbeat_secs: u64,
+    /// Seconds between looks for work when the doorbell is silent.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub poll_secs: u64,
+    /// Tasks run at once at most.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub max_tasks: u64,
+}
+
+impl DaemonArgs {
+    pub fn options(&self) -> crate::daemon::Options {
+        crate::daemon::Options {
+            url: self.url.clone(),
+            api_key: self.api_key.clone(),
+            workspace_root: self.workspace_root.clone(),
+            exec: self.exec.clone(),
+            heartbeat: Duration::from_secs(self.heartbeat_secs),
+            poll: Duration::from_secs(self.poll_secs),
+            max_tasks: self.max_tasks as usize,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

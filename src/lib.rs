@@ -2,9 +2,11 @@
 //!
 //! Layers, each depending only on those below it:
 //! `server` (HTTP) → `graphql` (schema, loaders) → `domain` (rules) → `store` (SQL)
-//! → `entities` (tables).
+//! → `entities` (tables). `daemon` is apart: the reference daemon, a client of the
+//! server over HTTP and WebSocket that uses none of the layers.
 
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod domain;
 pub mod entities;

@@ -115,6 +115,9 @@ async fn run(cli: Cli) -> Result<(), AppError> {
             print!("{}", makima::graphql::sdl());
             Ok(())
         }
+        Command::Daemon(args) => makima::daemon::run(args.options(), shutdown_signal())
+            .await
+            .map_err(AppError::internal),
         Command::Demo(args) => {
             let app = open(&args).await?;
             let key = makima::demo::load(&app).await?;

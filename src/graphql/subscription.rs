@@ -64,7 +64,7 @@ impl Subscription {
     /// For a daemon key: a signal each time work may have appeared for it (a task
     /// created, resumed or forked, a code operation queued), oldest first; on each, ask `daemonWork`. With
     /// `after` (a `WorkSignal.cursor`), first replays every signal after it, then goes
-    /// live: a daemon that reconnects with its last cursor misses nothing.
+    /// live, so that a daemon that reconnects with its last cursor misses nothing.
     async fn work_available(
         &self,
         ctx: &Context<'_>,

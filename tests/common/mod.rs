@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod crash;
+pub mod daemon;
 pub mod fuzz;
 pub mod horizon;
 pub mod hostile;
