@@ -360,6 +360,21 @@ async fn remote_rewind(
     let l = Latency::of(&mut latencies);
     report.latency("daemons.remote_rewind", &l);
     report.target("daemons.remote_rewind_p50_ms", l.p50, false, 20.0);
+    // The floor: the same git step run directly, as the daemon runs it, with no server.
+    let mut floor = Vec::with_capacity(n);
+    for i in 0..n {
+        let step = Step::Restore {
+            dir: "repo".into(),
+            commit: commit.clone(),
+            saved_ref: format!("refs/makima/saved/bench-floor-{i}"),
+        };
+        let started = Instant::now();
+        step.run(&root).await.map_err(|e| Error::msg(format!("{e:?}")))?;
+        floor.push(micros(started));
+    }
+    let f = Latency::of(&mut floor);
+    report.latency("daemons.git_restore_floor", &f);
+    report.metric("daemons.remote_rewind_over_git_p50_ms", l.p50 - f.p50, "ms");
     Ok(())
 }
 
