@@ -326,6 +326,51 @@ async fn of_twenty_racing_claims_exactly_one_wins() {
     }
 }
 
+/// Twenty daemons take the next task at once from ten waiting ones: each task goes to
+/// exactly one daemon, every daemon gets at most one, and the rest get none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_daemons_take_different_tasks_with_claim_next() {
+    let t = TestApp::new().await;
+    let mut waiting = std::collections::BTreeSet::new();
+    for i in 0..10 {
+        waiting.insert(t.create_task(&format!("t{i}"), None).await);
+    }
+    let mut daemons = vec![];
+    for i in 0..20 {
+        daemons.push(t.daemon_key("alice", &format!("d{i}")).await);
+    }
+    // The contract-less tasks above are the only work: no supervisor is waiting.
+    let next = "mutation { claimNextTask { task { id status daemonId } } }";
+    let replies = join_all(
+        daemons
+            .iter()
+            .map(|(key, _)| t.post_as(key, next, json!({}))),
+    )
+    .await;
+    let mut taken = std::collections::BTreeSet::new();
+    for ((_, id), reply) in daemons.iter().zip(&replies) {
+        assert_eq!(reply.code(), None, "{}", reply.body);
+        let task = &reply.body["data"]["claimNextTask"]["task"];
+        if task.is_null() {
+            continue;
+        }
+        assert_eq!(task["status"], "RUNNING");
+        assert_eq!(&task["daemonId"], id);
+        assert!(
+            taken.insert(task["id"].as_str().unwrap().to_owned()),
+            "taken twice"
+        );
+    }
+    assert_eq!(taken, waiting, "every task taken once");
+    for task_id in &waiting {
+        assert_eq!(status_changes(&t, task_id).await.len(), 1);
+    }
+    let (key, _) = &daemons[0];
+    let none = t.ok_as(key, next, json!({})).await;
+    assert!(none["claimNextTask"]["task"].is_null());
+    t.fails("FORBIDDEN", next, json!({})).await;
+}
+
 #[tokio::test]
 async fn a_task_assigned_to_a_daemon_is_that_daemons_work() {
     let t = TestApp::new().await;

@@ -369,7 +369,9 @@ async fn remote_rewind(
             saved_ref: format!("refs/makima/saved/bench-floor-{i}"),
         };
         let started = Instant::now();
-        step.run(&root).await.map_err(|e| Error::msg(format!("{e:?}")))?;
+        step.run(&root)
+            .await
+            .map_err(|e| Error::msg(format!("{e:?}")))?;
         floor.push(micros(started));
     }
     let f = Latency::of(&mut floor);
@@ -378,8 +380,8 @@ async fn remote_rewind(
     Ok(())
 }
 
-/// `keys.len()` daemons poll and claim while `tasks` unassigned tasks are created;
-/// every task must be claimed exactly once.
+/// `keys.len()` daemons take work with `claimNextTask` while `tasks` unassigned tasks
+/// are created; every task must be claimed exactly once.
 async fn storm(ep: &Endpoint, keys: &[DaemonKey], tasks: usize, report: &mut Report) -> Result<()> {
     let claims: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let conflicts = Arc::new(AtomicU64::new(0));
@@ -392,32 +394,29 @@ async fn storm(ep: &Endpoint, keys: &[DaemonKey], tasks: usize, report: &mut Rep
             let mut daemon = Client::new(addr, &key);
             let mut idle = Duration::from_millis(5);
             while claims.lock().expect("claims").len() < tasks {
-                let work = daemon
-                    .gql("{ daemonWork { tasks(limit: 5) { id } } }", json!({}))
+                let v = daemon
+                    .send("mutation { claimNextTask { task { id } } }", json!({}))
                     .await?;
-                let ids: Vec<String> = work["daemonWork"]["tasks"]
-                    .as_array()
-                    .map(|ts| {
-                        ts.iter()
-                            .filter_map(|t| t["id"].as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if ids.is_empty() {
-                    // A poll loop with back-off, as a daemon without its doorbell would.
-                    tokio::time::sleep(idle).await;
-                    idle = (idle * 2).min(Duration::from_millis(200));
-                    continue;
+                if let Some(e) = v.get("errors") {
+                    if e[0]["extensions"]["code"] == "CONFLICT" {
+                        conflicts.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    return Err(Error::msg(format!("claimNextTask: {e}")));
                 }
-                idle = Duration::from_millis(5);
-                for id in ids {
-                    let v = daemon.send(CLAIM, json!({ "t": id })).await?;
-                    match v.get("errors") {
-                        None => *claims.lock().expect("claims").entry(id).or_default() += 1,
-                        Some(e) if e[0]["extensions"]["code"] == "CONFLICT" => {
-                            conflicts.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Some(e) => return Err(Error::msg(format!("claimTask: {e}"))),
+                match v["data"]["claimNextTask"]["task"]["id"].as_str() {
+                    Some(id) => {
+                        idle = Duration::from_millis(5);
+                        *claims
+                            .lock()
+                            .expect("claims")
+                            .entry(id.to_owned())
+                            .or_default() += 1;
+                    }
+                    None => {
+                        // Nothing waiting: back off, as a daemon between doorbell rings.
+                        tokio::time::sleep(idle).await;
+                        idle = (idle * 2).min(Duration::from_millis(200));
                     }
                 }
             }

@@ -2,9 +2,11 @@
 //! interrupts the running tasks of a daemon that went silent. The protocol a daemon
 //! follows is in `docs/daemons.md`.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
-use super::tasks::move_status;
+use super::tasks::{lock_for_change, move_locked, move_status};
 use super::{App, Viewer};
 use crate::entities::ids::{DaemonId, TaskId};
 use crate::entities::kinds::TaskStatus;
@@ -71,13 +73,65 @@ pub async fn heartbeat(app: &App, viewer: &Viewer, beat: Heartbeat) -> AppResult
         .ok_or_else(|| AppError::internal(format!("daemon {id} of a valid key is missing")))
 }
 
+/// Implicit heartbeats (asking for work, claiming) are written at most this often per
+/// daemon and process: a fleet polling for work must not turn every read into a write.
+const IMPLICIT_BEAT: Duration = Duration::from_secs(1);
+
+/// When this process last wrote each daemon's implicit heartbeat.
+static BEATS: LazyLock<Mutex<HashMap<DaemonId, Instant>>> = LazyLock::new(Default::default);
+
+/// Records that the daemon was seen, unless this process did so within `IMPLICIT_BEAT`.
+async fn seen(app: &App, viewer: &Viewer, id: DaemonId) -> AppResult<()> {
+    {
+        let mut beats = BEATS.lock().expect("heartbeat cache");
+        if beats
+            .get(&id)
+            .is_some_and(|at| at.elapsed() < IMPLICIT_BEAT)
+        {
+            return Ok(());
+        }
+        if beats.len() > 100_000 {
+            beats.retain(|_, at| at.elapsed() < IMPLICIT_BEAT);
+        }
+        beats.insert(id, Instant::now());
+    }
+    daemons::heartbeat(app.store.scope(viewer.owner_id), id, None, None, now()).await
+}
+
 /// The PENDING tasks the viewer's daemon may claim, oldest first: those assigned to it
 /// and those assigned to no daemon. Asking counts as a heartbeat.
 pub async fn work(app: &App, viewer: &Viewer, limit: u64) -> AppResult<Vec<task::Model>> {
     let id = viewer.daemon()?;
-    let scope = app.store.scope(viewer.owner_id);
-    daemons::heartbeat(scope, id, None, None, now()).await?;
-    daemons::claimable(scope, id, limit).await
+    seen(app, viewer, id).await?;
+    daemons::claimable(app.store.scope(viewer.owner_id), id, limit).await
+}
+
+/// Takes the oldest PENDING task the viewer's daemon may claim (as `claim` does), or
+/// none when there is none. On PostgreSQL racing daemons take different tasks rather
+/// than conflict over one.
+pub async fn claim_next(app: &App, viewer: &Viewer) -> AppResult<Option<task::Model>> {
+    let me = viewer.daemon()?;
+    seen(app, viewer, me).await?;
+    let owner = Viewer {
+        daemon: None,
+        ..viewer.clone()
+    };
+    let txn = app.store.begin_write().await?;
+    let Some(task_id) = daemons::lock_next_claimable(owner.scope(&txn), me).await? else {
+        return Ok(None);
+    };
+    let (task, contract) = lock_for_change(&txn, &owner, task_id).await?;
+    move_locked(
+        app,
+        &owner,
+        txn,
+        task,
+        contract,
+        TaskStatus::Running,
+        Some(me),
+    )
+    .await
+    .map(Some)
 }
 
 /// The code operations on the viewer daemon's worktrees that it has not reported yet,
@@ -97,7 +151,7 @@ pub async fn queued_operations(
 /// counts as a heartbeat.
 pub async fn claim(app: &App, viewer: &Viewer, task_id: TaskId) -> AppResult<task::Model> {
     let me = viewer.daemon()?;
-    daemons::heartbeat(app.store.scope(viewer.owner_id), me, None, None, now()).await?;
+    seen(app, viewer, me).await?;
     // The daemon key may not report a task it does not hold yet: check as the owner.
     let owner = Viewer {
         daemon: None,

@@ -358,8 +358,22 @@ pub(super) async fn move_status(
     allowed: impl FnOnce(&task::Model) -> AppResult<()>,
 ) -> AppResult<task::Model> {
     let txn = app.store.begin_write().await?;
-    let (mut task, contract) = lock_for_change(&txn, viewer, task_id).await?;
+    let (task, contract) = lock_for_change(&txn, viewer, task_id).await?;
     allowed(&task)?;
+    move_locked(app, viewer, txn, task, contract, to, daemon_id).await
+}
+
+/// Moves `task`, locked in `txn`, to `to`, records it and commits.
+pub(super) async fn move_locked(
+    app: &App,
+    viewer: &Viewer,
+    txn: DatabaseTransaction,
+    mut task: task::Model,
+    contract: Option<contract::Model>,
+    to: TaskStatus,
+    daemon_id: Option<DaemonId>,
+) -> AppResult<task::Model> {
+    let task_id = task.id;
     let from = task.status;
     if from == to {
         return Ok(task);

@@ -13,6 +13,7 @@ const QUERY: &[&str] = &["daemonWork", "task", "codeOperation", "__typename"];
 const MUTATION: &[&str] = &[
     "heartbeatDaemon",
     "claimTask",
+    "claimNextTask",
     "completeCodeOperation",
     "updateTaskStatus",
     "appendMessages",

@@ -2,10 +2,10 @@
 //! on them.
 
 use super::OwnerScope;
-use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::sea_query::{Condition, Expr, LockBehavior, LockType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
 use super::keyset::{self, Keyset, Paged, Window};
@@ -188,6 +188,32 @@ pub async fn claimable(
         .limit(limit)
         .all(db)
         .await?)
+}
+
+/// The oldest PENDING task `daemon_id` may claim, locked until the transaction ends;
+/// on PostgreSQL, tasks another claim has locked are skipped, so racing claimers take
+/// different tasks instead of queueing on one.
+pub async fn lock_next_claimable(
+    scope: OwnerScope<'_, impl ConnectionTrait>,
+    daemon_id: DaemonId,
+) -> AppResult<Option<TaskId>> {
+    let (db, owner_id) = scope.parts();
+    let mut q = task::Entity::find()
+        .select_only()
+        .column(task::Column::Id)
+        .filter(task::Column::OwnerId.eq(owner_id))
+        .filter(task::Column::Status.eq(TaskStatus::Pending))
+        .filter(
+            Condition::any()
+                .add(task::Column::DaemonId.eq(daemon_id))
+                .add(task::Column::DaemonId.is_null()),
+        )
+        .order_by_asc(task::Column::Id)
+        .limit(1);
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    Ok(q.into_tuple().one(db).await?)
 }
 
 /// Whether the owner has a daemon with this id.

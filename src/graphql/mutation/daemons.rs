@@ -38,6 +38,13 @@ pub struct ClaimTaskPayload {
     pub task: Task,
 }
 
+/// The task a daemon took, if there was one.
+#[derive(SimpleObject)]
+pub struct ClaimNextTaskPayload {
+    /// The task, now RUNNING on the claiming daemon; null when none was waiting.
+    pub task: Option<Task>,
+}
+
 /// A daemon's report on one of its code operations.
 #[derive(InputObject)]
 pub struct CompleteCodeOperationInput {
@@ -96,6 +103,16 @@ impl DaemonMutation {
         let task_id = parse_id(&input.task_id, "task")?;
         let task = daemons::claim(app(ctx), viewer(ctx)?, task_id).await?;
         Ok(ClaimTaskPayload { task: Task(task) })
+    }
+
+    /// Takes the oldest PENDING task the daemon may claim (assigned to it or to no
+    /// daemon), as `claimTask` would; null when none is waiting. Racing daemons take
+    /// different tasks instead of conflicting over one: a fleet claims with this.
+    async fn claim_next_task(&self, ctx: &Context<'_>) -> Result<ClaimNextTaskPayload> {
+        let task = daemons::claim_next(app(ctx), viewer(ctx)?).await?;
+        Ok(ClaimNextTaskPayload {
+            task: task.map(Task),
+        })
     }
 
     /// Reports how one of the daemon's code operations went. The server applies the
