@@ -131,7 +131,7 @@ async fn run(cli: Cli) -> Result<(), AppError> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    match run(cli).await {
+    match Box::pin(run(cli)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!(

@@ -558,3 +558,50 @@ async fn a_daemon_on_another_server_gets_and_finishes_the_operation() {
     assert_eq!(r["codeOperation"]["commitSha"], first.as_str());
     assert_eq!(message_count(&t, &task).await, 2);
 }
+
+/// A task continuing a daemon's task gets its new worktree on that daemon, from the
+/// source's worktree; naming another daemon is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continued_task_gets_its_worktree_on_the_sources_daemon() {
+    let t = TestApp::new().await;
+    let (daemon, task, _, second) = task_on_daemon(&t).await;
+    keys::create_for_daemon(&t.app.store, "alice", "d2")
+        .await
+        .unwrap();
+    let d2 = t.ok("{ daemons { nodes { id name } } }", json!({})).await["daemons"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "d2")
+        .unwrap()["id"]
+        .clone();
+    let create = "mutation($s: ID!, $d: ID) { createTask(input: {name: \"next\", continueFromTaskId: $s, daemonId: $d}) { task { id worktreePath branch daemon { name } } codeOperation { kind status commitSha } } }";
+    t.fails("BAD_USER_INPUT", create, json!({ "s": task, "d": d2 }))
+        .await;
+
+    let server = t.serve().await;
+    let mut bell = WsClient::open(server.addr, Proto::TransportWs, &daemon.key).await;
+    bell.subscribe("w", SIGNALS, json!({})).await;
+    server.subscribers_at_least(1).await;
+    let serve_one = async {
+        loop {
+            bell.next_data("w").await;
+            if !daemon.run_queued(&t).await.is_empty() {
+                break;
+            }
+        }
+    };
+    let (data, ()) = tokio::join!(t.ok(create, json!({ "s": task })), serve_one);
+    let c = &data["createTask"];
+    assert_eq!(c["codeOperation"]["kind"], "WORKTREE");
+    assert_eq!(c["codeOperation"]["status"], "DONE", "{c}");
+    assert_eq!(c["codeOperation"]["commitSha"], second.as_str());
+    assert_eq!(c["task"]["daemon"]["name"], "d1");
+    let path = c["task"]["worktreePath"].as_str().expect("a worktree");
+    let worktree = daemon.root().join(path);
+    assert_eq!(git(&worktree, &["rev-parse", "HEAD"]), second);
+    assert_eq!(
+        git(&worktree, &["branch", "--show-current"]),
+        c["task"]["branch"].as_str().unwrap()
+    );
+}

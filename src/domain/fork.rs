@@ -325,12 +325,15 @@ pub async fn continued_worktree(
     let repo = source.repository.clone().ok_or_else(|| {
         AppError::bad_input("continueFromTaskId names a task without a repository")
     })?;
-    if code::site(source) != code::Site::Server {
-        return Err(AppError::bad_input(
-            "continueFromTaskId names a task whose code is on a daemon: continuing it is not supported yet (fork it from a checkpoint instead)",
-        ));
-    }
     let branch = branch_for(branch, task_id)?;
+    let site = code::site(source);
+    let path = code::worktree_path(app, site, task_id);
+    if site != code::Site::Server {
+        // The daemon adds the worktree from the source's own worktree (else its
+        // repository), at that worktree's HEAD, and reports the commit.
+        let dir = code::code_dir(source).unwrap_or_else(|| repo.clone().into());
+        return Intent::worktree(viewer, source.id, task_id, site, &dir, &path, &branch, "").await;
+    }
     let start = match &source.branch {
         Some(b) if Repo::new(&repo).branch_exists(b).await => {
             Repo::new(&repo).branch_head(b).await?
@@ -340,7 +343,6 @@ pub async fn continued_worktree(
             Repo::new(dir).head().await?
         }
     };
-    let path = code::worktree_path(app, code::Site::Server, task_id);
     Intent::worktree(
         viewer,
         source.id,

@@ -8,7 +8,7 @@ use super::lifecycle::Lifecycle;
 use super::{App, Viewer, fork, limits, paths};
 use crate::entities::event_data as data;
 use crate::entities::ids::{ContractId, DaemonId, TaskId};
-use crate::entities::kinds::TaskStatus;
+use crate::entities::kinds::{CodeOperationStatus, TaskStatus};
 use crate::entities::{code_operation, contract, task};
 use crate::error::{AppError, AppResult};
 use crate::git;
@@ -134,12 +134,16 @@ pub async fn create(
     };
     if let Some(id) = input.daemon_id {
         super::daemons::find(app.store.scope(owner_id), id).await?;
-        if source.is_some() {
-            return Err(AppError::bad_input(
-                "a task assigned to a daemon cannot continue another task yet (fork it from a checkpoint instead)",
-            ));
+        match &source {
+            None => return create_on_daemon(app, viewer, input, contract).await,
+            // A continued task's worktree is added where its source's code is.
+            Some(s) if code::site(s) == code::Site::Daemon(id) => {}
+            Some(_) => {
+                return Err(AppError::bad_input(
+                    "a continued task works where the task it continues has its code: give that task's daemon, or none",
+                ));
+            }
         }
-        return create_on_daemon(app, viewer, input, contract).await;
     }
     let named = match (&input.repository, &source) {
         (Some(r), None) => {
@@ -163,16 +167,27 @@ pub async fn create(
     let change = NewTask {
         task_id: TaskId::new(),
         contract,
+        code_on_daemon: source.as_ref().is_some_and(|s| s.code_on_daemon),
         source,
         named,
         repository,
         worktree_path,
-        code_on_daemon: false,
         input,
     };
-    // Continuing a daemon's task is refused (`fork::continued_worktree`): never queued.
+    // A new worktree on a daemon is recorded when queued (see `code::remote`).
     let done = code::run(app, viewer, &change).await?.done()?;
-    Ok((done.output, done.code_operation))
+    let mut task = done.output;
+    if done
+        .code_operation
+        .as_ref()
+        .is_some_and(|o| o.daemon_id.is_some())
+    {
+        // Its worktree may have landed since the task was recorded.
+        task = tasks::by_id(viewer.scope(app.store.db()), task.id)
+            .await?
+            .ok_or_else(|| AppError::internal("a new task is gone"))?;
+    }
+    Ok((task, done.code_operation))
 }
 
 /// A task assigned to a daemon: its repository and worktree are paths on that daemon,
@@ -272,6 +287,7 @@ impl Change for NewTask {
         }
         let conversation = conversations::create_root(viewer.scope(txn), task_id).await?;
         let source = self.source.as_ref();
+        let site = source.map_or(code::Site::Server, code::site);
         let task = tasks::insert(
             txn,
             task::Model {
@@ -279,16 +295,19 @@ impl Change for NewTask {
                 parent_task_id: input.parent_task_id,
                 plan: input.plan.clone(),
                 repository: self.repository.clone(),
+                // A daemon's new worktree and branch exist once it reports them DONE.
                 worktree_path: match op {
-                    Some(_) => Some(
-                        code::worktree_path(app, code::Site::Server, task_id)
+                    Some(o) if o.status == CodeOperationStatus::Done => Some(
+                        code::worktree_path(app, site, task_id)
                             .to_string_lossy()
                             .into_owned(),
                     ),
+                    Some(_) => None,
                     None => self.worktree_path.clone(),
                 },
                 branch: match op {
-                    Some(o) => o.branch.clone(),
+                    Some(o) if o.status == CodeOperationStatus::Done => o.branch.clone(),
+                    Some(_) => None,
                     None => input.branch.clone(),
                 },
                 base_branch: input
@@ -296,7 +315,11 @@ impl Change for NewTask {
                     .clone()
                     .or_else(|| source.and_then(|s| s.branch.clone())),
                 continued_from_task_id: source.map(|s| s.id),
-                daemon_id: input.daemon_id,
+                daemon_id: input.daemon_id.or_else(|| {
+                    source
+                        .filter(|s| s.code_on_daemon)
+                        .and_then(|s| s.daemon_id)
+                }),
                 code_on_daemon: self.code_on_daemon,
                 ..tasks::new_row(
                     owner_id,

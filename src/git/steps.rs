@@ -36,7 +36,8 @@ pub enum Step {
         branch: String,
         commit: String,
     },
-    /// Add a linked worktree at `path` on a new `branch` at `commit` of the repository `dir`.
+    /// Add a linked worktree at `path` on a new `branch` at `commit` of the repository
+    /// `dir` (empty: at the HEAD of `dir`, a worktree of that repository).
     Worktree {
         dir: String,
         path: String,
@@ -152,12 +153,18 @@ impl Step {
                 commit,
             } => {
                 let repo = Repo::confined(inside(root, dir)?, root);
-                let target = repo.resolve_commit(commit).await?;
                 let path = inside(root, path)?;
-                if path.exists() && repo.branch_head(branch).await.is_ok_and(|h| h == target) {
-                    return Ok(target);
+                if path.exists() && repo.branch_exists(branch).await {
+                    // Added before a crash: the branch is the operation's own.
+                    return repo.branch_head(branch).await;
                 }
-                add_worktree(&repo, &path, branch, commit).await
+                let target = if commit.is_empty() {
+                    repo.check().await?;
+                    repo.head().await?
+                } else {
+                    repo.resolve_commit(commit).await?
+                };
+                add_worktree(&repo, &path, branch, &target).await
             }
         }
     }

@@ -33,8 +33,9 @@ pub struct CreateTaskInput {
     /// `claimTask`); without one, any daemon of the owner may claim it. Another owner's
     /// or an unknown daemon is NOT_FOUND. With a daemon, `repository` and `worktreePath`
     /// are paths on that daemon, relative to its workspace root (the server never
-    /// touches them), and the task's code operations run there; continueFromTaskId is
-    /// not supported with it yet (BAD_USER_INPUT).
+    /// touches them), and the task's code operations run there. A task continuing one
+    /// whose code is on a daemon works on that daemon (another daemonId is
+    /// BAD_USER_INPUT), its worktree added by the daemon from the source's worktree HEAD.
     pub daemon_id: Option<ID>,
 }
 

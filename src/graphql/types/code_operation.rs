@@ -27,7 +27,10 @@ impl CodeOperation {
     async fn status(&self) -> CodeOperationStatus {
         self.0.status
     }
-    /// The commit the operation moved to or started from.
+    /// The commit the operation moved to or started from. On a daemon it is the commit
+    /// the daemon reported once DONE; while QUEUED, the target as the server knows it
+    /// (empty when the daemon finds it: undoing a restore, or a continued task's
+    /// worktree, which starts at the HEAD of `directory`).
     async fn commit_sha(&self) -> &str {
         &self.0.commit_sha
     }
