@@ -380,8 +380,9 @@ async fn remote_rewind(
     Ok(())
 }
 
-/// `keys.len()` daemons take work with `claimNextTask` while `tasks` unassigned tasks
-/// are created; every task must be claimed exactly once.
+/// `keys.len()` daemons, each connected to its doorbell, take work with
+/// `claimNextTask` while `tasks` unassigned tasks are created; every task must be
+/// claimed exactly once.
 async fn storm(ep: &Endpoint, keys: &[DaemonKey], tasks: usize, report: &mut Report) -> Result<()> {
     let claims: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let conflicts = Arc::new(AtomicU64::new(0));
@@ -392,7 +393,7 @@ async fn storm(ep: &Endpoint, keys: &[DaemonKey], tasks: usize, report: &mut Rep
         let (claims, conflicts) = (claims.clone(), conflicts.clone());
         workers.push(tokio::spawn(async move {
             let mut daemon = Client::new(addr, &key);
-            let mut idle = Duration::from_millis(5);
+            let mut bell = Doorbell::open(addr, &key).await?;
             while claims.lock().expect("claims").len() < tasks {
                 let v = daemon
                     .send("mutation { claimNextTask { task { id } } }", json!({}))
@@ -406,7 +407,6 @@ async fn storm(ep: &Endpoint, keys: &[DaemonKey], tasks: usize, report: &mut Rep
                 }
                 match v["data"]["claimNextTask"]["task"]["id"].as_str() {
                     Some(id) => {
-                        idle = Duration::from_millis(5);
                         *claims
                             .lock()
                             .expect("claims")
@@ -414,9 +414,8 @@ async fn storm(ep: &Endpoint, keys: &[DaemonKey], tasks: usize, report: &mut Rep
                             .or_default() += 1;
                     }
                     None => {
-                        // Nothing waiting: back off, as a daemon between doorbell rings.
-                        tokio::time::sleep(idle).await;
-                        idle = (idle * 2).min(Duration::from_millis(200));
+                        // Nothing waiting: until the doorbell rings (or a poll's worth).
+                        let _ = tokio::time::timeout(Duration::from_millis(500), bell.ring()).await;
                     }
                 }
             }

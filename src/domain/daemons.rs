@@ -116,6 +116,14 @@ pub async fn claim_next(app: &App, viewer: &Viewer) -> AppResult<Option<task::Mo
         daemon: None,
         ..viewer.clone()
     };
+    // A read first: a fleet woken by one new task must not queue a write transaction
+    // each just to find nothing.
+    if daemons::claimable(app.store.scope(viewer.owner_id), me, 1)
+        .await?
+        .is_empty()
+    {
+        return Ok(None);
+    }
     let txn = app.store.begin_write().await?;
     let Some(task_id) = daemons::lock_next_claimable(owner.scope(&txn), me).await? else {
         return Ok(None);
