@@ -49,17 +49,8 @@ pub async fn fork_task(app: &App, viewer: &Viewer, input: Fork) -> AppResult<For
     };
     // A fork's new worktree on a daemon is recorded when queued (see `code::remote`).
     let done = code::run(app, viewer, &change).await?.done()?;
-    let (mut task, checkpoint_id, message_count) = done.output;
-    if done
-        .code_operation
-        .as_ref()
-        .is_some_and(|o| o.daemon_id.is_some())
-    {
-        // Its worktree may have landed since the fork was recorded.
-        task = tasks::by_id(viewer.scope(app.store.db()), task.id)
-            .await?
-            .ok_or_else(|| AppError::internal("a new fork is gone"))?;
-    }
+    let (task, checkpoint_id, message_count) = done.output;
+    let task = code::current(app, viewer, task, done.code_operation.as_ref()).await?;
     Ok(Forked {
         task,
         checkpoint_id,

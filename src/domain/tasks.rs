@@ -176,17 +176,7 @@ pub async fn create(
     };
     // A new worktree on a daemon is recorded when queued (see `code::remote`).
     let done = code::run(app, viewer, &change).await?.done()?;
-    let mut task = done.output;
-    if done
-        .code_operation
-        .as_ref()
-        .is_some_and(|o| o.daemon_id.is_some())
-    {
-        // Its worktree may have landed since the task was recorded.
-        task = tasks::by_id(viewer.scope(app.store.db()), task.id)
-            .await?
-            .ok_or_else(|| AppError::internal("a new task is gone"))?;
-    }
+    let task = code::current(app, viewer, done.output, done.code_operation.as_ref()).await?;
     Ok((task, done.code_operation))
 }
 

@@ -5,12 +5,12 @@ use super::OwnerScope;
 use sea_orm::sea_query::{Condition, Expr, LockBehavior, LockType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 
 use super::keyset::{self, Keyset, Paged, Window};
 use crate::entities::daemon::{Column, Entity, Model};
-use crate::entities::ids::{DaemonId, TaskId};
+use crate::entities::ids::{DaemonId, OwnerId, TaskId};
 use crate::entities::kinds::TaskStatus;
 use crate::entities::task;
 use crate::error::AppResult;
@@ -168,15 +168,9 @@ pub async fn tasks_in_status(
         .await?)
 }
 
-/// What a daemon may claim or has been given: the owner's PENDING tasks assigned to
-/// `daemon_id` or to no daemon, oldest first, at most `limit`.
-pub async fn claimable(
-    scope: OwnerScope<'_, impl ConnectionTrait>,
-    daemon_id: DaemonId,
-    limit: u64,
-) -> AppResult<Vec<task::Model>> {
-    let (db, owner_id) = scope.parts();
-    Ok(task::Entity::find()
+/// The owner's PENDING tasks assigned to `daemon_id` or to no daemon, oldest first.
+fn claimable_by(owner_id: OwnerId, daemon_id: DaemonId) -> Select<task::Entity> {
+    task::Entity::find()
         .filter(task::Column::OwnerId.eq(owner_id))
         .filter(task::Column::Status.eq(TaskStatus::Pending))
         .filter(
@@ -185,6 +179,17 @@ pub async fn claimable(
                 .add(task::Column::DaemonId.is_null()),
         )
         .order_by_asc(task::Column::Id)
+}
+
+/// What a daemon may claim or has been given: the owner's PENDING tasks assigned to
+/// `daemon_id` or to no daemon, oldest first, at most `limit`.
+pub async fn claimable(
+    scope: OwnerScope<'_, impl ConnectionTrait>,
+    daemon_id: DaemonId,
+    limit: u64,
+) -> AppResult<Vec<task::Model>> {
+    let (db, owner_id) = scope.parts();
+    Ok(claimable_by(owner_id, daemon_id)
         .limit(limit)
         .all(db)
         .await?)
@@ -198,17 +203,9 @@ pub async fn lock_next_claimable(
     daemon_id: DaemonId,
 ) -> AppResult<Option<TaskId>> {
     let (db, owner_id) = scope.parts();
-    let mut q = task::Entity::find()
+    let mut q = claimable_by(owner_id, daemon_id)
         .select_only()
         .column(task::Column::Id)
-        .filter(task::Column::OwnerId.eq(owner_id))
-        .filter(task::Column::Status.eq(TaskStatus::Pending))
-        .filter(
-            Condition::any()
-                .add(task::Column::DaemonId.eq(daemon_id))
-                .add(task::Column::DaemonId.is_null()),
-        )
-        .order_by_asc(task::Column::Id)
         .limit(1);
     if db.get_database_backend() == DatabaseBackend::Postgres {
         q = q.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);

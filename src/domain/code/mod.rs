@@ -13,7 +13,7 @@ use sea_orm::ConnectionTrait;
 
 use super::{App, Viewer};
 use crate::entities::ids::{CheckpointId, DaemonId, TaskId};
-use crate::entities::{checkpoint, conversation_snapshot, task};
+use crate::entities::{checkpoint, code_operation, conversation_snapshot, task};
 use crate::error::{AppError, AppResult};
 use crate::store::checkpoints;
 use crate::store::conversations::View;
@@ -65,6 +65,22 @@ pub fn worktree_path(app: &App, site: Site, task_id: TaskId) -> PathBuf {
 /// pretend one.
 pub fn restore_intent(viewer: &Viewer, task: &task::Model, commit: &str) -> Option<Intent> {
     code_dir(task).map(|dir| Intent::restore(viewer, task.id, site(task), &dir, commit))
+}
+
+/// `task` as it stands now if a daemon's operation may have changed it since it was
+/// recorded (a new worktree lands with DONE); else `task` itself.
+pub async fn current(
+    app: &App,
+    viewer: &Viewer,
+    task: task::Model,
+    op: Option<&code_operation::Model>,
+) -> AppResult<task::Model> {
+    if !op.is_some_and(|o| o.daemon_id.is_some()) {
+        return Ok(task);
+    }
+    crate::store::tasks::by_id(viewer.scope(app.store.db()), task.id)
+        .await?
+        .ok_or_else(|| AppError::internal("a new task is gone"))
 }
 
 /// The task as it stands before an operation is announced (its contract not archived).

@@ -171,17 +171,7 @@ async fn worktree<C: Change>(
         .record(app, viewer, &txn, plan, Some(&queued))
         .await?;
     let op = code_operations::insert(&txn, queued).await?;
-    let event = history::insert(
-        &txn,
-        NewEvent {
-            owner_id: viewer.owner_id,
-            contract_id: event.contract_id,
-            task_id: event.task_id,
-            phase: event.phase,
-            data: event.data,
-        },
-    )
-    .await?;
+    let event = event.insert(&txn, viewer.owner_id).await?;
     app.store.commit(txn, &event).await?;
     let until = tokio::time::Instant::now() + app.code_operation_wait;
     let op = if reported(app, viewer, op.id, until).await? {
@@ -217,9 +207,7 @@ async fn finish<C: Change>(
     id: CodeOperationId,
 ) -> AppResult<Outcome<C::Output>> {
     let txn = app.store.begin_write().await?;
-    let Some(mut op) = code_operations::lock(viewer.scope(&txn), id).await? else {
-        return Err(AppError::internal(format!("code operation {id} is gone")));
-    };
+    let mut op = locked(&txn, viewer, id).await?;
     if op.status != CodeOperationStatus::Queued {
         // Finished meanwhile (the sweep failed it).
         drop(txn);
@@ -235,17 +223,7 @@ async fn finish<C: Change>(
         match recorded {
             Ok(Recorded { event, output }) => {
                 let op = code_operations::update(&txn, op).await?;
-                let event = history::insert(
-                    &txn,
-                    NewEvent {
-                        owner_id: viewer.owner_id,
-                        contract_id: event.contract_id,
-                        task_id: event.task_id,
-                        phase: event.phase,
-                        data: event.data,
-                    },
-                )
-                .await?;
+                let event = event.insert(&txn, viewer.owner_id).await?;
                 let task = task_of(&txn, viewer, &op).await?;
                 let completed = insert_event(&txn, viewer, &task, completed_data(&op)).await?;
                 app.store.commit(txn, &completed).await?;
@@ -299,9 +277,7 @@ async fn apply(
     id: CodeOperationId,
 ) -> AppResult<(code_operation::Model, history_event::Model)> {
     let txn = app.store.begin_write().await?;
-    let Some(mut op) = code_operations::lock(viewer.scope(&txn), id).await? else {
-        return Err(AppError::internal(format!("code operation {id} is gone")));
-    };
+    let mut op = locked(&txn, viewer, id).await?;
     if op.status != CodeOperationStatus::Queued {
         drop(txn);
         let event = completion_of(app, viewer, &op).await?;
@@ -326,12 +302,7 @@ async fn apply(
             op.error = Some("the daemon did not finish it before its deadline".into());
         }
     }
-    op.updated_at = now();
-    let op = code_operations::update(&txn, op).await?;
-    let task = task_of(&txn, viewer, &op).await?;
-    let event = insert_event(&txn, viewer, &task, completed_data(&op)).await?;
-    app.store.commit(txn, &event).await?;
-    Ok((op, event))
+    close(app, viewer, txn, op).await
 }
 
 /// The CODE_OPERATION_COMPLETED event of a finished operation.
@@ -367,11 +338,30 @@ async fn fail(
     error: &str,
 ) -> AppResult<(code_operation::Model, history_event::Model)> {
     let txn = app.store.begin_write().await?;
-    let Some(mut op) = code_operations::lock(viewer.scope(&txn), id).await? else {
-        return Err(AppError::internal(format!("code operation {id} is gone")));
-    };
+    let mut op = locked(&txn, viewer, id).await?;
     op.status = CodeOperationStatus::Failed;
     op.error = Some(error.into());
+    close(app, viewer, txn, op).await
+}
+
+/// The operation `id`, locked in `txn`.
+async fn locked(
+    txn: &DatabaseTransaction,
+    viewer: &Viewer,
+    id: CodeOperationId,
+) -> AppResult<code_operation::Model> {
+    code_operations::lock(viewer.scope(txn), id)
+        .await?
+        .ok_or_else(|| AppError::internal(format!("code operation {id} is gone")))
+}
+
+/// Writes the finished operation and its CODE_OPERATION_COMPLETED event, and commits.
+async fn close(
+    app: &App,
+    viewer: &Viewer,
+    txn: DatabaseTransaction,
+    mut op: code_operation::Model,
+) -> AppResult<(code_operation::Model, history_event::Model)> {
     op.updated_at = now();
     let op = code_operations::update(&txn, op).await?;
     let task = task_of(&txn, viewer, &op).await?;
@@ -560,19 +550,13 @@ pub async fn expire(app: &App, at: chrono::DateTime<chrono::Utc>) -> AppResult<u
             None => "the daemon did not finish it before its deadline",
         };
         let txn = app.store.begin_write().await?;
-        let Some(mut row) = code_operations::lock(viewer.scope(&txn), op.id).await? else {
-            continue;
-        };
+        let mut row = locked(&txn, &viewer, op.id).await?;
         if row.status != CodeOperationStatus::Queued {
             continue;
         }
         row.status = CodeOperationStatus::Failed;
         row.error = Some(error.into());
-        row.updated_at = now();
-        let row = code_operations::update(&txn, row).await?;
-        let task = task_of(&txn, &viewer, &row).await?;
-        let event = insert_event(&txn, &viewer, &task, completed_data(&row)).await?;
-        app.store.commit(txn, &event).await?;
+        close(app, &viewer, txn, row).await?;
         failed += 1;
     }
     Ok(failed)

@@ -20,7 +20,7 @@ use super::Site;
 use super::intent::{Intent, Ran};
 use super::remote::{self, Outcome};
 use crate::entities::event_data::EventData;
-use crate::entities::ids::{ContractId, TaskId};
+use crate::entities::ids::{ContractId, OwnerId, TaskId};
 use crate::entities::{code_operation, contract, history_event, task};
 use crate::error::{AppError, AppResult};
 use crate::store::history::{self, NewEvent};
@@ -80,6 +80,25 @@ pub struct Event {
 }
 
 impl Event {
+    /// Writes the event in `txn`, as the owner's.
+    pub(super) async fn insert(
+        self,
+        txn: &DatabaseTransaction,
+        owner_id: OwnerId,
+    ) -> AppResult<history_event::Model> {
+        history::insert(
+            txn,
+            NewEvent {
+                owner_id,
+                contract_id: self.contract_id,
+                task_id: self.task_id,
+                phase: self.phase,
+                data: self.data,
+            },
+        )
+        .await
+    }
+
     /// An event about `task` (in `contract`, whose phase it records, when it has one).
     pub fn on(task: &task::Model, contract: Option<&contract::Model>, data: EventData) -> Self {
         Self {
@@ -126,17 +145,7 @@ where
             Some(ran) => Some(insert_operation(&txn, ran).await?),
             None => None,
         };
-        let event = history::insert(
-            &txn,
-            NewEvent {
-                owner_id: viewer.owner_id,
-                contract_id: event.contract_id,
-                task_id: event.task_id,
-                phase: event.phase,
-                data: event.data,
-            },
-        )
-        .await?;
+        let event = event.insert(&txn, viewer.owner_id).await?;
         Ok((event, output, op))
     }
     .await;
