@@ -147,7 +147,8 @@ pub struct DaemonArgs {
     /// A daemon key (`makima api-key create --owner O --daemon D`).
     #[arg(long, env = "MAKIMA_API_KEY", hide_env_values = true)]
     pub api_key: String,
-    /// The directory the commands run in (created if missing).
+    /// The daemon's workspace: its tasks' repositories and worktrees, and where the
+    /// commands run (created if missing).
     #[arg(long, env = "MAKIMA_WORKSPACE_ROOT")]
     pub workspace_root: PathBuf,
     /// Claim tasks and run each as `sh -c COMMAND`; without it the daemon claims

@@ -1,12 +1,13 @@
-//! Running one claimed task: `sh -c COMMAND` in the workspace root, its stdout and
-//! stderr reported line by line as OUTPUT events in batches, then DONE or FAILED.
+//! Running one claimed task: `sh -c COMMAND` in its directory (`code::task_dir`: the
+//! task's worktree or repository on this daemon, else the workspace root), its stdout
+//! and stderr reported line by line as OUTPUT events in batches, then DONE or FAILED.
 //!
 //! Each batch carries an idempotency key made of the task, this run and the batch's
 //! number, so a retried POST (a lost response, a server restart) never stores a line
 //! twice, while a later run of the same task (after a resume) gets keys of its own.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,15 +49,20 @@ pub struct Job {
     pub task_id: String,
     pub name: String,
     pub plan: Option<String>,
+    /// The command's working directory (`code::task_dir`), or why there is none.
+    pub dir: Result<PathBuf, String>,
 }
 
 /// Runs `job` to its end (or until the daemon stops) and reports it.
 pub async fn run(client: Client, config: Arc<ExecConfig>, job: Job, shutdown: Shutdown) {
     let mut report = Reporter::new(client, job.task_id.clone(), shutdown.clone());
     tracing::info!(task = %job.task_id, name = %job.name, "running task");
-    let status = match spawn(&config, &job) {
-        Ok(child) => execute(child, &mut report, &shutdown).await,
-        Err(e) => Err(format!("cannot start `sh -c`: {e}")),
+    let status = match &job.dir {
+        Ok(dir) => match spawn(&config, &job, dir) {
+            Ok(child) => execute(child, &mut report, &shutdown).await,
+            Err(e) => Err(format!("cannot start `sh -c`: {e}")),
+        },
+        Err(e) => Err(e.clone()),
     };
     report.flush().await;
     let final_status = match status {
@@ -86,11 +92,11 @@ pub async fn run(client: Client, config: Arc<ExecConfig>, job: Job, shutdown: Sh
     }
 }
 
-fn spawn(config: &ExecConfig, job: &Job) -> std::io::Result<tokio::process::Child> {
+fn spawn(config: &ExecConfig, job: &Job, dir: &Path) -> std::io::Result<tokio::process::Child> {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(&config.command)
-        .current_dir(&config.workspace_root)
+        .current_dir(dir)
         .env("MAKIMA_TASK_ID", &job.task_id)
         .env("MAKIMA_TASK_NAME", &job.name)
         .env("MAKIMA_URL", &config.url)

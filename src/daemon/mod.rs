@@ -1,16 +1,19 @@
 //! `makima daemon`: the reference daemon. A plain HTTP/WebSocket client of a makima
-//! server (it uses none of the server's code): it heartbeats, keeps the `workAvailable`
-//! doorbell open, and with `--exec` claims tasks and runs a shell command for each,
-//! reporting its output as task events and its end as DONE or FAILED. The protocol
-//! is in `docs/daemons.md`.
+//! server (of the server's code it uses only `git::steps`, the git operations both run):
+//! it heartbeats, keeps the `workAvailable` doorbell open, runs the code operations on
+//! its worktrees (`code`), and with `--exec` claims tasks and runs a shell command for
+//! each, reporting its output as task events and its end as DONE or FAILED. The
+//! protocol is in `docs/daemons.md`.
 //!
 //! - `client`: GraphQL over HTTP (hyper, plain http only), with retries.
 //! - `stream`: the doorbell subscription, reconnecting and resuming from its cursor.
 //! - `exec`: one task's command and its reports.
+//! - `code`: code operations on this daemon's worktrees, with a journal for crashes.
 //! - `backoff`: the waits between retries.
 
 pub mod backoff;
 pub mod client;
+pub mod code;
 pub mod exec;
 pub mod stream;
 
@@ -32,10 +35,8 @@ pub const EXEC_CAPABILITY: &str = "exec";
 const HEARTBEAT: &str = "mutation($input: HeartbeatDaemonInput) { heartbeatDaemon(input: $input) { daemon { id name status } } }";
 /// The first heartbeat also lists the tasks an earlier process of this daemon left.
 const FIRST_HEARTBEAT: &str = "mutation($input: HeartbeatDaemonInput) { heartbeatDaemon(input: $input) { daemon { id name status currentTasks(first: 100) { nodes { id status } } } } }";
-const WORK: &str =
-    "query($limit: Int!) { daemonWork { tasks(limit: $limit) { id name plan status } } }";
-const CLAIM: &str =
-    "mutation($task: ID!) { claimTask(input: {taskId: $task}) { task { id name plan status } } }";
+const WORK: &str = "query($limit: Int!) { daemonWork { tasks(limit: $limit) { id name plan status repository worktreePath } } }";
+const CLAIM: &str = "mutation($task: ID!) { claimTask(input: {taskId: $task}) { task { id name plan status repository worktreePath } } }";
 const INTERRUPT: &str = "mutation($task: ID!) { updateTaskStatus(input: {taskId: $task, status: INTERRUPTED}) { task { id status } } }";
 /// How long a stopping daemon waits for its tasks to report INTERRUPTED.
 const STOP_GRACE: Duration = Duration::from_secs(20);
@@ -118,6 +119,14 @@ pub async fn run(options: Options, signal: impl Future<Output = ()>) -> Result<(
     interrupt_leftovers(&client, daemon, &shutdown).await;
 
     let bell = Arc::new(Notify::new());
+    // The code-operation worker runs a pass at start and each time the loop wakes.
+    let code_bell = Arc::new(Notify::new());
+    let code_worker = tokio::spawn(code::worker(
+        client.clone(),
+        workspace_root.clone(),
+        code_bell.clone(),
+        shutdown.clone(),
+    ));
     let mut background = JoinSet::new();
     background.spawn(stream::doorbell(
         client.clone(),
@@ -153,6 +162,7 @@ pub async fn run(options: Options, signal: impl Future<Output = ()>) -> Result<(
                 }
             }
         }
+        code_bell.notify_one();
         if let Some(exec) = &exec {
             take_work(&client, exec, max_tasks, &mut running, &shutdown).await;
         }
@@ -167,17 +177,22 @@ pub async fn run(options: Options, signal: impl Future<Output = ()>) -> Result<(
     if drained.is_err() {
         tracing::warn!("tasks still reporting after the grace period; leaving them");
     }
+    // A code operation under way finishes its git step (its journal covers the rest).
+    let code_worker_abort = code_worker.abort_handle();
+    if tokio::time::timeout(STOP_GRACE, code_worker).await.is_err() {
+        tracing::warn!("a code operation still running after the grace period; leaving it");
+        code_worker_abort.abort();
+    }
     background.shutdown().await;
     tracing::info!("daemon stopped");
     Ok(())
 }
 
 fn heartbeat_input(options: &Options) -> Value {
-    let capabilities: Vec<&str> = if options.exec.is_some() {
-        vec![EXEC_CAPABILITY]
-    } else {
-        vec![]
-    };
+    let mut capabilities = vec![code::CODE_CAPABILITY];
+    if options.exec.is_some() {
+        capabilities.insert(0, EXEC_CAPABILITY);
+    }
     json!({ "input": { "version": env!("CARGO_PKG_VERSION"), "capabilities": capabilities } })
 }
 
@@ -255,6 +270,7 @@ async fn take_work(
                     task_id: id.to_owned(),
                     name: task["name"].as_str().unwrap_or("").to_owned(),
                     plan: task["plan"].as_str().map(str::to_owned),
+                    dir: code::task_dir(&exec.workspace_root, task),
                 };
                 tracing::info!(task = id, "claimed");
                 running.spawn(exec::run(

@@ -54,7 +54,18 @@ pub async fn spawn_listening(mut cmd: Command) -> (Child, SocketAddr) {
 
 impl Spawned {
     pub async fn start(database_url: &str, workspace_root: &std::path::Path) -> Self {
-        let (child, addr) = spawn_listening(serve_command(database_url, workspace_root)).await;
+        Self::start_with(database_url, workspace_root, &[]).await
+    }
+
+    /// `start` with more arguments for `makima serve`.
+    pub async fn start_with(
+        database_url: &str,
+        workspace_root: &std::path::Path,
+        args: &[&str],
+    ) -> Self {
+        let mut cmd = serve_command(database_url, workspace_root);
+        cmd.args(args);
+        let (child, addr) = spawn_listening(cmd).await;
         Self { addr, child }
     }
 
