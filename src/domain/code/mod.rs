@@ -75,7 +75,7 @@ pub async fn current(
     task: task::Model,
     op: Option<&code_operation::Model>,
 ) -> AppResult<task::Model> {
-    if !op.is_some_and(|o| o.daemon_id.is_some()) {
+    if op.is_none_or(|o| o.daemon_id.is_none()) {
         return Ok(task);
     }
     crate::store::tasks::by_id(viewer.scope(app.store.db()), task.id)
