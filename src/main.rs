@@ -85,7 +85,7 @@ async fn shutdown_signal() {
 
 async fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => Box::pin(serve(args)).await,
         Command::Migrate(db) => {
             let store = Store::connect(&StoreOptions::new(db.database_url)).await?;
             store.migrate().await?;
