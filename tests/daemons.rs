@@ -5,7 +5,7 @@
 mod common;
 
 use common::ws::{Proto, WsClient};
-use common::{TestApp, ids};
+use common::{TestApp, ids, post_to};
 use futures_util::future::join_all;
 use makima::domain::App;
 use makima::server::{AppState, router};
@@ -475,23 +475,6 @@ fn with_timeout(t: &TestApp, timeout: std::time::Duration) -> axum::Router {
         daemon_timeout: timeout,
         ..t.app.clone()
     }))
-}
-
-async fn post_to(router: &axum::Router, key: &str, query: &str, vars: Value) -> Value {
-    use axum::body::{Body, to_bytes};
-    use tower::ServiceExt;
-    let req = axum::http::Request::post("/graphql")
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {key}"))
-        .body(Body::from(
-            json!({ "query": query, "variables": vars }).to_string(),
-        ))
-        .unwrap();
-    let res = router.clone().oneshot(req).await.unwrap();
-    let body = to_bytes(res.into_body(), usize::MAX).await.unwrap();
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    assert!(v.get("errors").is_none(), "{v}");
-    v["data"].clone()
 }
 
 #[tokio::test]

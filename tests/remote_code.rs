@@ -8,8 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::TestApp;
 use common::ws::{Proto, WsClient};
+use common::{TestApp, post_to};
 use makima::domain::keys;
 use makima::git::steps::{Fields, Step};
 use serde_json::{Value, json};
@@ -494,23 +494,6 @@ async fn a_hostile_repository_on_the_daemon_is_refused() {
         saved_ref: "refs/makima/saved/t".into(),
     };
     assert!(outside.run(&root).await.is_err());
-}
-
-async fn post_to(router: &axum::Router, key: &str, query: &str, vars: Value) -> Value {
-    use axum::body::{Body, to_bytes};
-    use tower::ServiceExt;
-    let req = axum::http::Request::post("/graphql")
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {key}"))
-        .body(Body::from(
-            json!({ "query": query, "variables": vars }).to_string(),
-        ))
-        .unwrap();
-    let res = router.clone().oneshot(req).await.unwrap();
-    let body = to_bytes(res.into_body(), usize::MAX).await.unwrap();
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    assert!(v.get("errors").is_none(), "{v}");
-    v["data"].clone()
 }
 
 /// Two server processes on one database: the daemon is connected to the second, the

@@ -35,8 +35,8 @@ pub const EXEC_CAPABILITY: &str = "exec";
 const HEARTBEAT: &str = "mutation($input: HeartbeatDaemonInput) { heartbeatDaemon(input: $input) { daemon { id name status } } }";
 /// The first heartbeat also lists the tasks an earlier process of this daemon left.
 const FIRST_HEARTBEAT: &str = "mutation($input: HeartbeatDaemonInput) { heartbeatDaemon(input: $input) { daemon { id name status currentTasks(first: 100) { nodes { id status } } } } }";
-const WORK: &str = "query($limit: Int!) { daemonWork { tasks(limit: $limit) { id name plan status repository worktreePath } } }";
-const CLAIM: &str = "mutation($task: ID!) { claimTask(input: {taskId: $task}) { task { id name plan status repository worktreePath } } }";
+const CLAIM_NEXT: &str =
+    "mutation { claimNextTask { task { id name plan status repository worktreePath } } }";
 const INTERRUPT: &str = "mutation($task: ID!) { updateTaskStatus(input: {taskId: $task, status: INTERRUPTED}) { task { id status } } }";
 /// How long a stopping daemon waits for its tasks to report INTERRUPTED.
 const STOP_GRACE: Duration = Duration::from_secs(20);
@@ -236,8 +236,8 @@ async fn heartbeats(client: Client, beat: Value, every: Duration, shutdown: Shut
     }
 }
 
-/// Reads `daemonWork` and claims tasks until `max_tasks` run; a CONFLICT on a claim
-/// means another daemon took the task first.
+/// Takes waiting tasks with `claimNextTask` until `max_tasks` run or none is left: the
+/// server hands each waiting task to one daemon, so a fleet does not race for the same.
 async fn take_work(
     client: &Client,
     exec: &Arc<ExecConfig>,
@@ -245,45 +245,30 @@ async fn take_work(
     running: &mut JoinSet<()>,
     shutdown: &Shutdown,
 ) {
-    if running.len() >= max_tasks {
-        return;
-    }
-    let data = match client.call(WORK, json!({ "limit": 20 })).await {
-        Ok(data) => data,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read daemonWork");
-            return;
-        }
-    };
-    let tasks = data["daemonWork"]["tasks"].as_array().cloned();
-    for task in tasks.unwrap_or_default() {
-        if running.len() >= max_tasks {
-            return;
-        }
-        let Some(id) = task["id"].as_str() else {
-            continue;
+    while running.len() < max_tasks {
+        let data = match client.call(CLAIM_NEXT, json!({})).await {
+            Ok(data) => data,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim");
+                return;
+            }
         };
-        match client.call(CLAIM, json!({ "task": id })).await {
-            Ok(data) => {
-                let task = &data["claimTask"]["task"];
-                let job = Job {
-                    task_id: id.to_owned(),
-                    name: task["name"].as_str().unwrap_or("").to_owned(),
-                    plan: task["plan"].as_str().map(str::to_owned),
-                    dir: code::task_dir(&exec.workspace_root, task),
-                };
-                tracing::info!(task = id, "claimed");
-                running.spawn(exec::run(
-                    client.clone(),
-                    exec.clone(),
-                    job,
-                    shutdown.clone(),
-                ));
-            }
-            Err(e) if e.code() == Some("CONFLICT") => {
-                tracing::debug!(task = id, "another daemon claimed it first");
-            }
-            Err(e) => tracing::warn!(task = id, error = %e, "cannot claim"),
-        }
+        let task = &data["claimNextTask"]["task"];
+        let Some(id) = task["id"].as_str() else {
+            return;
+        };
+        let job = Job {
+            task_id: id.to_owned(),
+            name: task["name"].as_str().unwrap_or("").to_owned(),
+            plan: task["plan"].as_str().map(str::to_owned),
+            dir: code::task_dir(&exec.workspace_root, task),
+        };
+        tracing::info!(task = id, "claimed");
+        running.spawn(exec::run(
+            client.clone(),
+            exec.clone(),
+            job,
+            shutdown.clone(),
+        ));
     }
 }

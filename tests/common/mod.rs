@@ -700,3 +700,22 @@ impl TestApp {
         ids(&data["daemonWork"]["tasks"])
     }
 }
+
+/// Runs an operation that must succeed on `router` (another server over the same
+/// database) as `key`; returns its `data`.
+pub async fn post_to(router: &Router, key: &str, query: &str, variables: Value) -> Value {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/graphql")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::from(
+            json!({ "query": query, "variables": variables }).to_string(),
+        ))
+        .unwrap();
+    let res = router.clone().oneshot(req).await.expect("router");
+    let body = to_bytes(res.into_body(), usize::MAX).await.expect("body");
+    let v: Value = serde_json::from_slice(&body).expect("JSON");
+    assert!(v.get("errors").is_none(), "{v}");
+    v["data"].clone()
+}
