@@ -138,7 +138,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    match Box::pin(run(cli)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("makima-bench: {e}");
@@ -155,7 +155,7 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let mut report = Report::new(db.name());
     println!("makima-bench on {} ({})", db.name(), db.url);
-    let outcome = measure(&cli, &db, &scratch, &mut report).await;
+    let outcome = Box::pin(measure(&cli, &db, &scratch, &mut report)).await;
     report.print_summary();
     match db.finish(cli.keep).await {
         Ok(Some(url)) => println!(
@@ -171,7 +171,7 @@ async fn run(cli: Cli) -> Result<()> {
 async fn measure(cli: &Cli, db: &BenchDb, scratch: &Scratch, report: &mut Report) -> Result<()> {
     if cli.mode == Mode::History {
         let app = makima::open(&db.url, 8, &scratch.path().join("history-workspace")).await?;
-        return history::run(&app, report).await;
+        return Box::pin(history::run(&app, report)).await;
     }
     if cli.existing.is_none() && cli.mode != Mode::Daemons {
         let plan = seed::Plan {
