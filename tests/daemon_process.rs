@@ -7,12 +7,14 @@
 //! back a step the server did not apply.
 
 mod common;
+mod gitfix;
 
 use std::path::Path;
 
 use common::TestApp;
 use common::daemon::{Daemon, Owner, daemon_key, eventually, running_in_group};
 use common::process::Spawned;
+use gitfix::{TestRepo, git};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,20 +285,6 @@ const REWIND: &str = "mutation($t: ID!, $i: Int) { rewindConversation(input: {ta
 const RESTORE: &str = "mutation($e: ID!) { restoreConversation(input: {rewindEventId: $e}) { messageCount codeOperation { id status commitSha } event { type } } }";
 const OPERATION: &str = "query($id: ID!) { codeOperation(id: $id) { id kind status commitSha branch savedRef restoreFrom directory worktreePath deadline error } }";
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .expect("run git");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 fn read(root: &Path, rel: &str) -> Option<String> {
     std::fs::read_to_string(root.join(rel)).ok()
 }
@@ -310,13 +298,8 @@ async fn task_on_daemon(
     daemon: &str,
     root: &Path,
 ) -> (String, String, String) {
-    let repo = root.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("a.txt"), "one").unwrap();
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "one"]);
-    let first = git(&repo, &["rev-parse", "HEAD"]);
+    let repo = TestRepo::new(root, "repo");
+    let first = repo.commit("one", &[("a.txt", "one")]);
     let (_, daemon_id, _) = owner
         .daemons()
         .await
@@ -370,14 +353,10 @@ async fn task_on_daemon(
     };
     say(2).await;
     checkpoint(first.clone()).await;
-    std::fs::write(repo.join("a.txt"), "two").unwrap();
-    std::fs::write(repo.join("b.txt"), "b").unwrap();
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "two"]);
-    let second = git(&repo, &["rev-parse", "HEAD"]);
+    let second = repo.commit("two", &[("a.txt", "two"), ("b.txt", "b")]);
     say(2).await;
     checkpoint(second.clone()).await;
-    std::fs::write(repo.join("c.txt"), "uncommitted").unwrap();
+    repo.write("c.txt", "uncommitted");
     server
         .ok(
             key,

@@ -4,12 +4,14 @@
 //! as `makima daemon` does; `makima::git::steps` is what both run.
 
 mod common;
+mod gitfix;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::ws::{Proto, WsClient};
 use common::{TestApp, post_to};
+use gitfix::{TestRepo, git};
 use makima::domain::keys;
 use makima::git::steps::{Fields, Step};
 use serde_json::{Value, json};
@@ -21,20 +23,6 @@ const RESTORE: &str = "mutation($e: ID!) { restoreConversation(input: {rewindEve
 const SIGNALS: &str = "subscription { workAvailable { cursor } }";
 const COMPLETED: &str =
     "subscription { historyEvents(filter: {types: [CODE_OPERATION_COMPLETED]}) { data } }";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .expect("run git");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 /// A daemon: its key and its own workspace root (a directory the server never uses).
 struct Daemon {
@@ -104,13 +92,8 @@ async fn task_on_daemon(t: &TestApp) -> (Daemon, String, String, String) {
         key,
         root: tempfile::tempdir().unwrap(),
     };
-    let repo = daemon.root().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("a.txt"), "one").unwrap();
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "one"]);
-    let first = git(&repo, &["rev-parse", "HEAD"]);
+    let repo = TestRepo::new(&daemon.root(), "repo");
+    let first = repo.commit("one", &[("a.txt", "one")]);
     let d1 =
         t.ok("{ daemons { nodes { id name } } }", json!({})).await["daemons"]["nodes"][0]["id"]
             .clone();
@@ -158,14 +141,10 @@ async fn task_on_daemon(t: &TestApp) -> (Daemon, String, String, String) {
     };
     say(2).await;
     checkpoint(first.clone()).await;
-    std::fs::write(repo.join("a.txt"), "two").unwrap();
-    std::fs::write(repo.join("b.txt"), "b").unwrap();
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "two"]);
-    let second = git(&repo, &["rev-parse", "HEAD"]);
+    let second = repo.commit("two", &[("a.txt", "two"), ("b.txt", "b")]);
     say(2).await;
     checkpoint(second.clone()).await;
-    std::fs::write(repo.join("c.txt"), "uncommitted").unwrap();
+    repo.write("c.txt", "uncommitted");
     t.ok_as(
         k,
         "mutation($t: ID!) { updateTaskStatus(input: {taskId: $t, status: PAUSED}) { task { status } } }",
@@ -464,23 +443,18 @@ async fn reports_come_only_from_the_operations_daemon() {
 async fn a_hostile_repository_on_the_daemon_is_refused() {
     let root = tempfile::tempdir().unwrap();
     let root = root.path().canonicalize().unwrap();
-    let repo = root.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("a.txt"), "one").unwrap();
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "one"]);
-    let head = git(&repo, &["rev-parse", "HEAD"]);
+    let repo = TestRepo::new(&root, "repo");
+    let head = repo.commit("one", &[("a.txt", "one")]);
     let marker = root.join("ran");
     git(
-        &repo,
+        &repo.dir,
         &[
             "config",
             "filter.x.clean",
             &format!("touch {}", marker.display()),
         ],
     );
-    std::fs::write(repo.join(".gitattributes"), "* filter=x\n").unwrap();
+    repo.write(".gitattributes", "* filter=x\n");
     let step = Step::Restore {
         dir: "repo".into(),
         commit: head,
