@@ -212,8 +212,3 @@ pub async fn lock_next_claimable(
     }
     Ok(q.into_tuple().one(db).await?)
 }
-
-/// Whether the owner has a daemon with this id.
-pub async fn exists(scope: OwnerScope<'_, impl ConnectionTrait>, id: DaemonId) -> AppResult<bool> {
-    Ok(by_id(scope, id).await?.is_some())
-}
