@@ -9,7 +9,7 @@
 mod common;
 mod gitfix;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::TestApp;
 use common::daemon::{Daemon, Owner, daemon_key, eventually, running_in_group};
@@ -426,6 +426,22 @@ fn journal(root: &Path) -> Vec<String> {
     }
 }
 
+/// Alice's daemon `name`, with a workspace root of its own (kept while the returned
+/// directory lives), started against `owner`'s server and seen ONLINE: (directory, root,
+/// key, daemon, daemon id).
+async fn start_daemon(
+    app: &TestApp,
+    owner: &Owner<'_>,
+    name: &str,
+) -> (tempfile::TempDir, PathBuf, String, Daemon, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let key = daemon_key(&app.url, "alice", name).await;
+    let daemon = Daemon::start(owner.server.addr, &key, &root, None, name);
+    let id = owner.online(name).await;
+    (dir, root, key, daemon, id)
+}
+
 async fn journal_empty(root: &Path) {
     eventually("the daemon's journal empty", || async {
         journal(root).is_empty().then_some(())
@@ -441,11 +457,7 @@ async fn the_daemon_rewinds_restores_and_forks_its_worktrees() {
         server: &server,
         key: &app.key,
     };
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    let key = daemon_key(&app.url, "alice", "c1").await;
-    let mut daemon = Daemon::start(server.addr, &key, &root, None, "c1");
-    let id = owner.online("c1").await;
+    let (_dir, root, key, mut daemon, id) = start_daemon(&app, &owner, "c1").await;
     let data = server
         .ok(
             &app.key,
@@ -546,11 +558,7 @@ async fn a_restarted_daemon_finishes_the_operations_it_missed() {
         server: &server,
         key: &app.key,
     };
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    let key = daemon_key(&app.url, "alice", "c2").await;
-    let mut daemon = Daemon::start(server.addr, &key, &root, None, "c2");
-    owner.online("c2").await;
+    let (_dir, root, key, mut daemon, _) = start_daemon(&app, &owner, "c2").await;
     let (task, first, second) = task_on_daemon(&owner, &key, "c2", &root).await;
     daemon.kill().await;
 
@@ -661,11 +669,7 @@ async fn an_operation_past_its_deadline_fails_and_the_daemon_undoes_it() {
         server: &server,
         key: &app.key,
     };
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    let key = daemon_key(&app.url, "alice", "c3").await;
-    let mut daemon = Daemon::start(server.addr, &key, &root, None, "c3");
-    owner.online("c3").await;
+    let (_dir, root, key, mut daemon, _) = start_daemon(&app, &owner, "c3").await;
     let (task, first, second) = task_on_daemon(&owner, &key, "c3", &root).await;
     daemon.kill().await;
 
@@ -728,11 +732,7 @@ async fn the_daemon_refuses_a_hostile_repository() {
         server: &server,
         key: &app.key,
     };
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    let key = daemon_key(&app.url, "alice", "c4").await;
-    let mut daemon = Daemon::start(server.addr, &key, &root, None, "c4");
-    owner.online("c4").await;
+    let (dir, root, key, mut daemon, _) = start_daemon(&app, &owner, "c4").await;
     let (task, _, second) = task_on_daemon(&owner, &key, "c4", &root).await;
     let marker = dir.path().join("ran");
     let repo = root.join("repo");
@@ -833,11 +833,7 @@ async fn a_done_report_the_server_refuses_is_undone() {
         server: &server,
         key: &app.key,
     };
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    let key = daemon_key(&app.url, "alice", "c6").await;
-    let mut daemon = Daemon::start(server.addr, &key, &root, None, "c6");
-    owner.online("c6").await;
+    let (_dir, root, key, mut daemon, _) = start_daemon(&app, &owner, "c6").await;
     let (task, _, second) = task_on_daemon(&owner, &key, "c6", &root).await;
     daemon.kill().await;
 

@@ -817,3 +817,39 @@ async fn create_task_as(t: &TestApp, key: &str, name: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// A resumed task goes back to every daemon of its owner (its old daemon may be gone),
+/// unless its code lives on its daemon: then it stays there.
+#[tokio::test]
+async fn a_resumed_task_is_claimable_by_any_daemon_unless_its_code_is_on_one() {
+    let t = TestApp::new().await;
+    let (k1, d1) = t.daemon_key("alice", "one").await;
+    let (k2, d2) = t.daemon_key("alice", "two").await;
+    let interrupt = "mutation($t: ID!) { updateTaskStatus(input: {taskId: $t, status: INTERRUPTED}) { task { status } } }";
+    let resume =
+        "mutation($t: ID!) { resumeTask(input: {taskId: $t}) { task { status daemonId } } }";
+
+    let plain = task_on(&t, "plain", &d1).await;
+    t.claim(&k1, &plain).await;
+    t.ok_as(&k1, interrupt, json!({ "t": plain })).await;
+    let resumed = t.ok(resume, json!({ "t": plain })).await["resumeTask"]["task"].clone();
+    assert_eq!(resumed, json!({ "status": "PENDING", "daemonId": null }));
+    let data = t.ok_as(&k2, CLAIM, json!({ "t": plain })).await;
+    assert_eq!(data["claimTask"]["task"]["daemonId"], d2.as_str());
+
+    let remote = t
+        .ok(
+            "mutation($d: ID!) { createTask(input: {name: \"remote\", daemonId: $d, repository: \"repo\"}) { task { id } } }",
+            json!({ "d": d1 }),
+        )
+        .await["createTask"]["task"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.claim(&k1, &remote).await;
+    t.ok_as(&k1, interrupt, json!({ "t": remote })).await;
+    let resumed = t.ok(resume, json!({ "t": remote })).await["resumeTask"]["task"].clone();
+    assert_eq!(resumed["daemonId"], d1.as_str());
+    t.fails_as(&k2, "CONFLICT", CLAIM, json!({ "t": remote }))
+        .await;
+}

@@ -95,22 +95,40 @@ where
     if reported(app, viewer, queued.id, until).await? {
         return finish(app, viewer, change, plan, queued.id).await;
     }
-    let (app2, viewer2, change2, id) = (app.clone(), viewer.clone(), change.clone(), queued.id);
+    let (change, id) = (change.clone(), queued.id);
+    after_report(app, viewer, id, deadline, move |app, viewer| async move {
+        finish(&app, &viewer, &change, plan, id).await.map(drop)
+    });
+    Ok(Outcome::Pending {
+        code_operation: queued,
+        event,
+    })
+}
+
+/// In a task of its own: waits for the daemon's report on operation `id` (or its
+/// `deadline`), then runs `then`, which applies it.
+fn after_report<F, Fut>(
+    app: &App,
+    viewer: &Viewer,
+    id: CodeOperationId,
+    deadline: chrono::DateTime<chrono::Utc>,
+    then: F,
+) where
+    F: FnOnce(App, Viewer) -> Fut + Send + 'static,
+    Fut: Future<Output = AppResult<()>> + Send,
+{
+    let (app, viewer) = (app.clone(), viewer.clone());
     tokio::spawn(async move {
         let outcome = async {
             let until = tokio::time::Instant::now() + remaining(deadline);
-            reported(&app2, &viewer2, id, until).await?;
-            finish(&app2, &viewer2, &change2, plan, id).await
+            reported(&app, &viewer, id, until).await?;
+            then(app, viewer).await
         }
         .await;
         if let Err(err) = outcome {
             tracing::error!(op = %id, ?err, "could not finish a daemon's code operation");
         }
     });
-    Ok(Outcome::Pending {
-        code_operation: queued,
-        event,
-    })
 }
 
 /// Writes the QUEUED operation and its CODE_OPERATION_QUEUED event, once the change's
@@ -177,17 +195,9 @@ async fn worktree<C: Change>(
     let op = if reported(app, viewer, op.id, until).await? {
         apply(app, viewer, op.id).await?.0
     } else {
-        let (app2, viewer2, id, deadline) = (app.clone(), viewer.clone(), op.id, op.deadline);
-        tokio::spawn(async move {
-            let outcome = async {
-                let until = tokio::time::Instant::now() + remaining(deadline.unwrap_or_else(now));
-                reported(&app2, &viewer2, id, until).await?;
-                apply(&app2, &viewer2, id).await
-            }
-            .await;
-            if let Err(err) = outcome {
-                tracing::error!(op = %id, ?err, "could not finish a daemon's new worktree");
-            }
+        let (id, deadline) = (op.id, op.deadline.unwrap_or_else(now));
+        after_report(app, viewer, id, deadline, move |app, viewer| async move {
+            apply(&app, &viewer, id).await.map(drop)
         });
         op
     };
